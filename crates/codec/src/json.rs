@@ -1,0 +1,207 @@
+//! Byte-preserving edits of a JSON object's top-level members.
+//!
+//! When the client and the upstream speak the same dialect we forward the
+//! client's body as it came, changing only the members we must (the model
+//! name, `stream_options`). Re-serialising would reorder keys, reformat numbers
+//! and drop nothing we know of today but may tomorrow; splicing cannot.
+
+/// The byte span of one top-level member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    key: String,
+    value_start: usize,
+    value_end: usize,
+}
+
+/// Why a body could not be spliced (only for input that is not a JSON object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnObject;
+
+/// Returns `raw` with each `(key, value)` in `set` replacing that top-level
+/// member's value, or appended when absent. Everything else is kept byte for byte.
+/// `raw` must be valid JSON (the caller has already parsed it once).
+pub fn set_members(raw: &[u8], set: &[(&str, &[u8])]) -> Result<Vec<u8>, NotAnObject> {
+    let (members, close) = scan_object(raw).ok_or(NotAnObject)?;
+    let extra: usize = set.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(raw.len() + extra);
+    let mut pos = 0;
+    let mut seen = vec![false; set.len()];
+    for m in &members {
+        if let Some(i) = set.iter().position(|(k, _)| *k == m.key) {
+            out.extend_from_slice(&raw[pos..m.value_start]);
+            out.extend_from_slice(set[i].1);
+            pos = m.value_end;
+            seen[i] = true;
+        }
+    }
+    out.extend_from_slice(&raw[pos..close]);
+    let mut has_members = !members.is_empty();
+    for (i, (k, v)) in set.iter().enumerate() {
+        if seen[i] {
+            continue;
+        }
+        if has_members {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(v);
+        has_members = true;
+    }
+    out.extend_from_slice(&raw[close..]);
+    Ok(out)
+}
+
+/// Returns the top-level members and the offset of the closing `}`.
+fn scan_object(raw: &[u8]) -> Option<(Vec<Member>, usize)> {
+    let mut i = skip_ws(raw, 0);
+    if raw.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut members = Vec::new();
+    loop {
+        i = skip_ws(raw, i);
+        match raw.get(i)? {
+            b'}' => return Some((members, i)),
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_start = i;
+        i = skip_string(raw, i)?;
+        let key_bytes = &raw[key_start..i];
+        let key = if key_bytes.contains(&b'\\') {
+            serde_json::from_slice::<String>(key_bytes).ok()?
+        } else {
+            String::from_utf8(key_bytes[1..key_bytes.len() - 1].to_vec()).ok()?
+        };
+        i = skip_ws(raw, i);
+        if raw.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(raw, i + 1);
+        let value_start = i;
+        i = skip_value(raw, i)?;
+        members.push(Member {
+            key,
+            value_start,
+            value_end: i,
+        });
+    }
+}
+
+fn skip_ws(raw: &[u8], mut i: usize) -> usize {
+    while matches!(raw.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// `raw[i]` is `"`; returns the index after the closing quote.
+fn skip_string(raw: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match raw.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+fn skip_value(raw: &[u8], mut i: usize) -> Option<usize> {
+    match raw.get(i)? {
+        b'"' => skip_string(raw, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match raw.get(i)? {
+                    b'"' => {
+                        i = skip_string(raw, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            while !matches!(
+                raw.get(i),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            ) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn replaces_only_the_model_bytes() {
+        let raw = br#"{ "model" : "alias",  "x": 1.50, "messages":[{"content":"a \"model\": b"}] , "z":1e3}"#;
+        let out = set_members(raw, &[("model", br#""gpt-4o""#)]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{ "model" : "gpt-4o",  "x": 1.50, "messages":[{"content":"a \"model\": b"}] , "z":1e3}"#
+        );
+    }
+
+    #[test]
+    fn appends_missing_members() {
+        let out = set_members(br#"{"a":1}"#, &[("b", b"true")]).unwrap();
+        assert_eq!(out, br#"{"a":1,"b":true}"#);
+        let out = set_members(b" {} ", &[("b", b"2")]).unwrap();
+        assert_eq!(out, br#" {"b":2} "#);
+    }
+
+    #[test]
+    fn escaped_keys_and_nested_lookalikes() {
+        let raw = br#"{"meta":{"model":"no"},"mod\u0065l":"old"}"#;
+        let out = set_members(raw, &[("model", br#""new""#)]).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!({"meta":{"model":"no"},"model":"new"}));
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        assert_eq!(set_members(b"[1]", &[]), Err(NotAnObject));
+    }
+
+    proptest! {
+        #[test]
+        fn splice_equals_semantic_set(
+            keys in proptest::collection::btree_map("[a-z]{1,6}", any::<i32>(), 0..6),
+            newval in any::<i32>(),
+            ws in "[ \n\t]{0,3}",
+        ) {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in &keys { obj.insert(k.clone(), json!({"inner": [v, "s,}]"]})); }
+            let text = serde_json::to_string_pretty(&Value::Object(obj.clone())).unwrap();
+            let text = format!("{ws}{text}{ws}");
+            let nv = newval.to_string();
+            let out = set_members(text.as_bytes(), &[("model", nv.as_bytes())]).unwrap();
+            let got: Value = serde_json::from_slice(&out).unwrap();
+            obj.insert("model".into(), json!(newval));
+            prop_assert_eq!(got, Value::Object(obj));
+        }
+    }
+}

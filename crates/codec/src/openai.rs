@@ -1,0 +1,301 @@
+//! The OpenAI dialect towards OpenAI and OpenAI-compatible upstreams.
+//!
+//! Requests pass through as the client's bytes with only the model (and, for
+//! streams, `stream_options.include_usage`) changed. Responses pass through
+//! verbatim; we only peek at them for usage, content and in-band errors.
+
+use modelgate_api::openai::{ChatRequest, ErrorEnvelope, Usage as WireUsage};
+use modelgate_core::{ErrorClass, Usage};
+use serde::Deserialize;
+
+use crate::json::{NotAnObject, set_members};
+use crate::{UpstreamFailure, class_for_status, excerpt};
+
+/// Builds the upstream body from the client's raw bytes: the model becomes
+/// `upstream_model`; for streams, `include_usage` is turned on when
+/// `force_stream_usage` so the gateway can account the tokens. Returns whether
+/// the usage chunk was added by us (and so must not reach the client).
+pub fn prepare_body(
+    raw: &[u8],
+    parsed_stream_options: Option<&serde_json::Map<String, serde_json::Value>>,
+    upstream_model: &str,
+    force_stream_usage: bool,
+) -> Result<(Vec<u8>, bool), NotAnObject> {
+    let model = serde_json::Value::String(upstream_model.to_owned()).to_string();
+    let mut set: Vec<(&str, &[u8])> = vec![("model", model.as_bytes())];
+    let already = parsed_stream_options
+        .and_then(|o| o.get("include_usage"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let options;
+    let injected = force_stream_usage && !already;
+    if injected {
+        let mut o = parsed_stream_options.cloned().unwrap_or_default();
+        o.insert("include_usage".into(), serde_json::Value::Bool(true));
+        options = serde_json::Value::Object(o).to_string();
+        set.push(("stream_options", options.as_bytes()));
+    }
+    Ok((set_members(raw, &set)?, injected))
+}
+
+/// The `stream_options` of a parsed request as a JSON map (for [`prepare_body`]).
+pub fn stream_options_map(req: &ChatRequest) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let o = req.stream_options.as_ref()?;
+    match serde_json::to_value(o) {
+        Ok(serde_json::Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Converts OpenAI usage into the neutral form.
+pub fn usage_from_wire(u: &WireUsage) -> Usage {
+    Usage {
+        input_tokens: u.prompt_tokens,
+        output_tokens: u.completion_tokens,
+        cache_read_tokens: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0),
+        cache_write_tokens: 0,
+        reasoning_tokens: u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0),
+        estimated: false,
+    }
+}
+
+#[derive(Deserialize)]
+struct UsagePeek {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// What the gateway reads from a non-streaming response it passes through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponsePeek {
+    pub usage: Option<Usage>,
+    pub model: Option<String>,
+}
+
+/// Peeks at a non-streaming chat or embeddings response.
+pub fn peek_response(body: &[u8]) -> Option<ResponsePeek> {
+    let p: UsagePeek = serde_json::from_slice(body).ok()?;
+    Some(ResponsePeek {
+        usage: p.usage.as_ref().map(usage_from_wire),
+        model: p.model,
+    })
+}
+
+#[derive(Deserialize)]
+struct ChunkPeekWire<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeekWire<'a>>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeekWire<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaPeekWire<'a>>,
+    #[serde(default)]
+    finish_reason: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPeekWire<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    refusal: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// What the gateway reads from one streamed chunk it passes through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkPeek {
+    /// Characters of generated text or tool arguments in this chunk.
+    pub content_chars: usize,
+    /// The chunk carries content (text, refusal, tool call) or a finish reason.
+    pub has_content: bool,
+    /// Usage reported in this chunk.
+    pub usage: Option<Usage>,
+    /// The chunk has no choices and only exists to carry usage.
+    pub usage_only: bool,
+}
+
+/// Peeks at one `data:` payload of an OpenAI stream. An in-band error object
+/// (some compatible servers send `{"error":{...}}` mid-stream) becomes `Err`.
+pub fn peek_chunk(data: &str, provider: &str) -> Result<ChunkPeek, UpstreamFailure> {
+    let p: ChunkPeekWire<'_> = serde_json::from_str(data).map_err(|_| UpstreamFailure {
+        class: ErrorClass::UpstreamError,
+        status: None,
+        message: format!("{provider}: malformed stream chunk"),
+        upstream_code: None,
+    })?;
+    if let Some(err) = p.error {
+        return Err(failure_from_error_value(&err, None, provider));
+    }
+    let mut peek = ChunkPeek {
+        usage: p.usage.as_ref().map(usage_from_wire),
+        ..ChunkPeek::default()
+    };
+    let choices = p.choices.unwrap_or_default();
+    peek.usage_only = choices.is_empty() && peek.usage.is_some();
+    for c in &choices {
+        if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
+            peek.has_content = true;
+        }
+        if let Some(d) = &c.delta {
+            if let Some(t) = &d.content {
+                peek.content_chars += t.chars().count();
+                peek.has_content |= !t.is_empty();
+            }
+            if let Some(t) = &d.refusal {
+                peek.content_chars += t.chars().count();
+                peek.has_content = true;
+            }
+            if let Some(tc) = &d.tool_calls {
+                peek.has_content = true;
+                if let Some(arr) = tc.as_array() {
+                    for call in arr {
+                        if let Some(a) = call.pointer("/function/arguments").and_then(|a| a.as_str()) {
+                            peek.content_chars += a.chars().count();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(peek)
+}
+
+/// Classifies an error response from an OpenAI-dialect upstream.
+pub fn classify_error(status: u16, body: &[u8], provider: &str) -> UpstreamFailure {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) if v.get("error").is_some() => {
+            let err = v.get("error").cloned().unwrap_or_default();
+            failure_from_error_value(&err, Some(status), provider)
+        }
+        _ => UpstreamFailure {
+            class: class_for_status(status),
+            status: Some(status),
+            message: format!("{provider} returned HTTP {status}"),
+            upstream_code: None,
+        },
+    }
+}
+
+fn failure_from_error_value(
+    err: &serde_json::Value,
+    status: Option<u16>,
+    provider: &str,
+) -> UpstreamFailure {
+    let parsed: Option<ErrorEnvelope> =
+        serde_json::from_value(serde_json::json!({ "error": err })).ok();
+    let message = err
+        .get("message")
+        .and_then(|m| m.as_str())
+        .or_else(|| err.as_str())
+        .unwrap_or("error");
+    let code = parsed
+        .as_ref()
+        .and_then(|p| p.error.code.clone())
+        .or_else(|| err.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .or_else(|| err.get("type").and_then(|c| c.as_str()).map(str::to_owned));
+    let class = match status {
+        Some(s) => class_for_status(s),
+        None => match code.as_deref() {
+            Some("rate_limit_exceeded") => ErrorClass::UpstreamRateLimited,
+            Some("invalid_request_error" | "context_length_exceeded") => {
+                ErrorClass::UpstreamBadRequest
+            }
+            _ => ErrorClass::UpstreamError,
+        },
+    };
+    UpstreamFailure {
+        class,
+        status,
+        message: excerpt(&format!("{provider}: {message}")),
+        upstream_code: code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_body_changes_model_and_injects_usage() {
+        let raw = br#"{"model":"alias","stream":true,"messages":[],"x_ext":{"k":1}}"#;
+        let (out, injected) = prepare_body(raw, None, "gpt-4o-mini", true).unwrap();
+        assert!(injected);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"model":"gpt-4o-mini","stream":true,"messages":[],"x_ext":{"k":1},"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn prepare_body_keeps_client_usage_request() {
+        let raw = br#"{"model":"a","stream_options":{"include_usage":true}}"#;
+        let req: ChatRequest =
+            serde_json::from_str(r#"{"model":"a","messages":[],"stream_options":{"include_usage":true}}"#)
+                .unwrap();
+        let opts = stream_options_map(&req);
+        let (out, injected) = prepare_body(raw, opts.as_ref(), "b", true).unwrap();
+        assert!(!injected);
+        assert_eq!(out, br#"{"model":"b","stream_options":{"include_usage":true}}"#);
+    }
+
+    #[test]
+    fn chunk_peeks() {
+        let p = peek_chunk(
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"héllo"},"finish_reason":null}]}"#,
+            "openai",
+        )
+        .unwrap();
+        assert_eq!(p.content_chars, 5);
+        assert!(p.has_content && !p.usage_only);
+        let p = peek_chunk(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+            "openai",
+        )
+        .unwrap();
+        assert!(p.usage_only);
+        assert_eq!(p.usage.unwrap().cache_read_tokens, 1);
+        let p = peek_chunk(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            "openai",
+        )
+        .unwrap();
+        assert!(!p.has_content);
+        let e = peek_chunk(r#"{"error":{"message":"boom","type":"server_error"}}"#, "vllm").unwrap_err();
+        assert_eq!(e.class, ErrorClass::UpstreamError);
+        assert_eq!(e.message, "vllm: boom");
+    }
+
+    #[test]
+    fn classify() {
+        let f = classify_error(
+            429,
+            br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+            "openai",
+        );
+        assert_eq!(f.class, ErrorClass::UpstreamRateLimited);
+        assert_eq!(f.upstream_code.as_deref(), Some("rate_limit_exceeded"));
+        let f = classify_error(502, b"<html>bad gateway secret-stuff</html>", "openai");
+        assert_eq!(f.class, ErrorClass::UpstreamError);
+        assert!(!f.message.contains("secret"));
+        let f = classify_error(401, br#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#, "openai");
+        assert_eq!(f.class, ErrorClass::UpstreamAuth);
+    }
+}

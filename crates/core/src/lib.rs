@@ -1,0 +1,183 @@
+//! Provider-neutral core types.
+//!
+//! Role: the vocabulary every other crate shares: token [`Usage`], money as
+//! integer nano-dollars ([`Nanos`]), [`Price`]s, and the low-cardinality
+//! [`ErrorClass`] used in logs, metrics and status mapping.
+//!
+//! Must not depend on: tokio, HTTP stacks, databases. Money is never a float.
+
+use serde::{Deserialize, Serialize};
+
+/// Money in nano-dollars (1 USD = 1_000_000_000). Integer so sums are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Nanos(pub i64);
+
+impl Nanos {
+    /// Renders as a decimal USD amount with nine fractional digits trimmed of trailing zeros.
+    pub fn to_usd_string(self) -> String {
+        let neg = self.0 < 0;
+        let abs = self.0.unsigned_abs();
+        let whole = abs / 1_000_000_000;
+        let frac = abs % 1_000_000_000;
+        let mut s = format!("{}{whole}", if neg { "-" } else { "" });
+        if frac != 0 {
+            let f = format!("{frac:09}");
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+        }
+        s
+    }
+}
+
+/// Prices per one million tokens, in micro-dollars (so $2.50/1M = 2_500_000).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    /// Uncached input tokens.
+    pub input_per_mtok: u64,
+    /// Output tokens (reasoning included).
+    pub output_per_mtok: u64,
+    /// Input tokens read from the provider's prompt cache; defaults to the input price.
+    pub cached_input_per_mtok: Option<u64>,
+    /// Input tokens written to the provider's prompt cache; defaults to the input price.
+    pub cache_write_per_mtok: Option<u64>,
+}
+
+impl Price {
+    /// Cost of `usage` at this price. Micro-dollars per 1M tokens equals
+    /// pico-dollars per token, so the exact cost in nano-dollars is
+    /// `tokens * price / 1000`, rounded up once at the end.
+    pub fn cost(&self, usage: &Usage) -> Nanos {
+        let uncached = usage
+            .input_tokens
+            .saturating_sub(usage.cache_read_tokens)
+            .saturating_sub(usage.cache_write_tokens);
+        let pico: u128 = u128::from(uncached) * u128::from(self.input_per_mtok)
+            + u128::from(usage.cache_read_tokens)
+                * u128::from(self.cached_input_per_mtok.unwrap_or(self.input_per_mtok))
+            + u128::from(usage.cache_write_tokens)
+                * u128::from(self.cache_write_per_mtok.unwrap_or(self.input_per_mtok))
+            + u128::from(usage.output_tokens) * u128::from(self.output_per_mtok);
+        let nanos = pico.div_ceil(1000);
+        Nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
+    }
+}
+
+/// Token counts of one request, provider-neutral.
+///
+/// `input_tokens` is the whole prompt, including cache reads and writes (the
+/// OpenAI convention); the cache fields say how much of it was cached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// True when some counts are our estimate rather than the provider's report.
+    pub estimated: bool,
+}
+
+/// Why a request failed, as a short fixed label (used in logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The client sent something malformed or unsupported.
+    BadRequest,
+    /// Missing or invalid gateway key.
+    Unauthorized,
+    /// The key may not use this model or route.
+    Forbidden,
+    /// Unknown model or route.
+    NotFound,
+    /// Body over the configured limit.
+    PayloadTooLarge,
+    /// The upstream rejected the request as invalid (4xx other than auth/limits).
+    UpstreamBadRequest,
+    /// The upstream rejected the gateway's provider credentials.
+    UpstreamAuth,
+    /// The upstream rate-limited us (429).
+    UpstreamRateLimited,
+    /// The upstream failed (5xx, overloaded, malformed reply).
+    UpstreamError,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// Connection to the upstream failed or was reset.
+    UpstreamUnavailable,
+    /// The stream broke after content reached the client.
+    StreamInterrupted,
+    /// The client went away before the response finished.
+    ClientDisconnected,
+    /// A bug or unexpected state inside the gateway.
+    Internal,
+}
+
+impl ErrorClass {
+    /// The label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Forbidden => "forbidden",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::PayloadTooLarge => "payload_too_large",
+            ErrorClass::UpstreamBadRequest => "upstream_bad_request",
+            ErrorClass::UpstreamAuth => "upstream_auth",
+            ErrorClass::UpstreamRateLimited => "upstream_rate_limited",
+            ErrorClass::UpstreamError => "upstream_error",
+            ErrorClass::UpstreamTimeout => "upstream_timeout",
+            ErrorClass::UpstreamUnavailable => "upstream_unavailable",
+            ErrorClass::StreamInterrupted => "stream_interrupted",
+            ErrorClass::ClientDisconnected => "client_disconnected",
+            ErrorClass::Internal => "internal",
+        }
+    }
+
+    /// Whether another attempt (same or other deployment) may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::UpstreamRateLimited
+                | ErrorClass::UpstreamError
+                | ErrorClass::UpstreamTimeout
+                | ErrorClass::UpstreamUnavailable
+        )
+    }
+}
+
+/// Rough token estimate for text we have not had counted by a provider:
+/// about four characters per token, never zero for non-empty text.
+pub fn estimate_tokens(text_len: usize) -> u64 {
+    (text_len as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_exact_integer_math() {
+        let p = Price {
+            input_per_mtok: 2_500_000,
+            output_per_mtok: 10_000_000,
+            cached_input_per_mtok: Some(1_250_000),
+            cache_write_per_mtok: None,
+        };
+        let u = Usage {
+            input_tokens: 1_000,
+            output_tokens: 500,
+            cache_read_tokens: 400,
+            ..Usage::default()
+        };
+        // 600 * 2.5e-6 + 400 * 1.25e-6 + 500 * 1e-5 = 0.0015 + 0.0005 + 0.005 = 0.007 USD
+        assert_eq!(p.cost(&u), Nanos(7_000_000));
+        assert_eq!(p.cost(&u).to_usd_string(), "0.007");
+    }
+
+    #[test]
+    fn usd_string() {
+        assert_eq!(Nanos(0).to_usd_string(), "0");
+        assert_eq!(Nanos(1).to_usd_string(), "0.000000001");
+        assert_eq!(Nanos(1_500_000_000).to_usd_string(), "1.5");
+        assert_eq!(Nanos(-20).to_usd_string(), "-0.00000002");
+    }
+}
