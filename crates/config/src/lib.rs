@@ -1,0 +1,185 @@
+//! Modelgate configuration.
+//!
+//! Role: turn one YAML file (or none) plus the environment into a validated,
+//! immutable runtime [`Config`]. Parsing happens in three steps:
+//! 1. YAML -> `serde_json::Value` (serde-saphyr);
+//! 2. `${ENV}` / `${ENV:-default}` interpolation inside string values only
+//!    (an environment value can never change the document's structure);
+//! 3. the `raw` types (every object `deny_unknown_fields`) are deserialised
+//!    section by section and then validated, so *all* errors are reported, each
+//!    with its path.
+//!
+//! Environment access goes through the [`Env`] trait so tests never mutate the
+//! process environment. Must not depend on: HTTP, databases, async runtimes.
+
+mod env;
+pub mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use env::{Env, MapEnv, ProcessEnv};
+use modelgate_core::Price;
+pub use validate::{ConfigError, ConfigErrors};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8600";
+/// Default request body limit: 20 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+/// Default drain deadline on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default `max_tokens` sent to Anthropic when the client sets none.
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
+/// Default SQLite file, relative to the working directory.
+pub const DEFAULT_SQLITE_PATH: &str = "modelgate.db";
+/// OpenAI's API base (the SDK's default `base_url`).
+pub const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
+/// Anthropic's API base (the SDK's default `base_url`, without `/v1`).
+pub const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    /// Named models from the file, by public name.
+    pub models: BTreeMap<String, Arc<Deployment>>,
+    /// Provider templates for the `provider/<model>` names served without a file.
+    pub prefixes: BTreeMap<String, Arc<Deployment>>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The gateway master key. `None` means unauthenticated, loopback only.
+    pub master_key: Option<Secret>,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// Where the embedded store lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub sqlite_path: PathBuf,
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is sent or compared.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Which wire protocol a deployment speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// api.openai.com
+    OpenAi,
+    /// Any server speaking the OpenAI dialect (vLLM, Ollama, Groq, ...).
+    OpenAiCompatible,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// The built-in mock: no network.
+    Mock,
+}
+
+impl ProviderKind {
+    /// The name used in config and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai_compatible",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Mock => "mock",
+        }
+    }
+
+    /// Parses a config name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "openai" => ProviderKind::OpenAi,
+            "openai_compatible" => ProviderKind::OpenAiCompatible,
+            "anthropic" => ProviderKind::Anthropic,
+            "mock" => ProviderKind::Mock,
+            _ => return None,
+        })
+    }
+
+    /// All kinds, for error messages and schemas.
+    pub const ALL: [&'static str; 4] = ["openai", "openai_compatible", "anthropic", "mock"];
+}
+
+/// Upstream timeouts of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// Whole non-streaming request; for streams, until the response headers.
+    pub request: Duration,
+    /// Longest silence between two stream chunks.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(600),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One upstream deployment: where a public model name really goes.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Public name (`gpt-4o`, or the prefix `openai` for `openai/<model>` templates).
+    pub name: String,
+    pub provider: ProviderKind,
+    /// Upstream model id; empty for prefix templates (the suffix is used).
+    pub upstream_model: String,
+    /// API base, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// Extra headers sent upstream (may hold secrets: never logged).
+    pub headers: Vec<(String, Secret)>,
+    pub timeouts: Timeouts,
+    pub price: Option<Price>,
+    /// Drop request fields this provider cannot take instead of rejecting them.
+    pub drop_unsupported_params: bool,
+    /// `max_tokens` sent when the client sets none (Anthropic requires one).
+    pub default_max_tokens: u32,
+    /// Ask OpenAI-dialect upstreams for usage on streams (`stream_options.include_usage`).
+    pub stream_usage: bool,
+}
+
+impl Config {
+    /// Loads from an optional YAML text and the environment, reporting every error.
+    pub fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        validate::load(yaml, env)
+    }
+
+    /// The JSON Schema of the config file.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(raw::RawConfig)).unwrap_or_default()
+    }
+}

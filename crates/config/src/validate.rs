@@ -1,0 +1,580 @@
+//! YAML -> interpolated JSON value -> raw types -> validated [`Config`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelgate_core::Price;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::raw::{RawModel, RawPrice, RawServer, RawStore};
+use crate::{
+    ANTHROPIC_DEFAULT_BASE, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
+    OPENAI_DEFAULT_BASE, ProviderKind, Secret, ServerConfig, StoreConfig, Timeouts,
+};
+
+/// One problem in the configuration, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path, e.g. `models[1].timeouts.connect_ms`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+const TOP_LEVEL: [&str; 4] = ["server", "store", "models", "env_providers"];
+
+pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut errs = Errors(Vec::new());
+    let mut doc = match yaml {
+        None => Value::Object(Default::default()),
+        Some(text) => match serde_saphyr::from_str_with_options::<Value>(
+            text,
+            // YAML 1.2 booleans only: `model: y` or `name: no` stay strings.
+            serde_saphyr::options! { strict_booleans: true },
+        ) {
+            Ok(Value::Null) => Value::Object(Default::default()),
+            Ok(v) => v,
+            Err(e) => {
+                errs.push("", format!("invalid YAML: {e}"));
+                return Err(ConfigErrors(errs.0));
+            }
+        },
+    };
+    interpolate(&mut doc, env, "", &mut errs);
+    let Value::Object(top) = doc else {
+        errs.push("", "the config file must be a mapping (server:, store:, models:)");
+        return Err(ConfigErrors(errs.0));
+    };
+    let mut server = RawServer::default();
+    let mut store = RawStore::default();
+    let mut models: Vec<(String, RawModel)> = Vec::new();
+    let mut env_providers = None;
+    for (key, value) in top {
+        match key.as_str() {
+            "server" => {
+                if let Some(s) = section(value, "server", &mut errs) {
+                    server = s;
+                }
+            }
+            "store" => {
+                if let Some(s) = section(value, "store", &mut errs) {
+                    store = s;
+                }
+            }
+            "models" => match value {
+                Value::Array(items) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        let path = format!("models[{i}]");
+                        if let Some(m) = section::<RawModel>(item, &path, &mut errs) {
+                            models.push((path, m));
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => errs.push("models", "expected a list of models"),
+            },
+            "env_providers" => match value {
+                Value::Bool(b) => env_providers = Some(b),
+                Value::String(s) if s == "true" || s == "false" => env_providers = Some(s == "true"),
+                _ => errs.push("env_providers", "expected true or false"),
+            },
+            other => errs.push(
+                other,
+                format!("unknown field `{other}`, expected one of {}", TOP_LEVEL.join(", ")),
+            ),
+        }
+    }
+
+    let server = validate_server(server, env, &mut errs);
+    let store = StoreConfig {
+        sqlite_path: PathBuf::from(
+            store
+                .sqlite_path
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| DEFAULT_SQLITE_PATH.to_owned()),
+        ),
+    };
+    let mut by_name = BTreeMap::new();
+    for (path, m) in models {
+        let name = m.name.clone();
+        if let Some(d) = validate_model(m, &path, env, &mut errs) {
+            if by_name.contains_key(&name) {
+                errs.push(format!("{path}.name"), format!("duplicate model name {name:?}"));
+            } else {
+                by_name.insert(name, Arc::new(d));
+            }
+        }
+    }
+    let prefixes = if env_providers.unwrap_or(true) {
+        env_prefixes(env, &mut errs)
+    } else {
+        let mut p = BTreeMap::new();
+        p.insert("mock".to_owned(), Arc::new(template("mock", ProviderKind::Mock, String::new(), None)));
+        p
+    };
+    if !errs.0.is_empty() {
+        return Err(ConfigErrors(errs.0));
+    }
+    Ok(Config {
+        server,
+        store,
+        models: by_name,
+        prefixes,
+    })
+}
+
+fn section<T: DeserializeOwned>(value: Value, path: &str, errs: &mut Errors) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_owned()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            errs.push(full, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` in every string value; `$${` is a literal `${`.
+fn interpolate(v: &mut Value, env: &dyn Env, path: &str, errs: &mut Errors) {
+    match v {
+        Value::String(s) if s.contains('$') => match interpolate_str(s, env) {
+            Ok(out) => *s = out,
+            Err(msg) => errs.push(path, msg),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, env, &format!("{path}[{i}]"), errs);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                interpolate(item, env, &p, errs);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn interpolate_str(s: &str, env: &dyn Env) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("${") {
+            let end = t
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in {s:?}"))?;
+            let expr = &t[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("invalid variable name {name:?} in `${{{expr}}}`"));
+            }
+            match (env.var(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable {name} is not set (use ${{{name}:-default}} for a default)"
+                    ));
+                }
+            }
+            rest = &t[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn validate_server(raw: RawServer, env: &dyn Env, errs: &mut Errors) -> ServerConfig {
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            errs.push(
+                "server.listen",
+                format!("{listen_text:?} is not a host:port address (e.g. 127.0.0.1:8600)"),
+            );
+            fallback_listen()
+        }
+    };
+    let master_key = match env.var("MODELGATE_MASTER_KEY").filter(|k| !k.is_empty()) {
+        Some(k) => Some(Secret::new(k)),
+        None => match raw.master_key {
+            Some(k) if k.trim().is_empty() => {
+                errs.push("server.master_key", "must not be empty (omit it to run without a key)");
+                None
+            }
+            Some(k) => Some(Secret::new(k)),
+            None => None,
+        },
+    };
+    let max_body_bytes = match raw.max_body_bytes {
+        None => DEFAULT_MAX_BODY_BYTES,
+        Some(0) => {
+            errs.push("server.max_body_bytes", "must be greater than 0");
+            DEFAULT_MAX_BODY_BYTES
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let shutdown_grace = raw
+        .shutdown_grace_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+    ServerConfig {
+        listen,
+        master_key,
+        max_body_bytes,
+        shutdown_grace,
+    }
+}
+
+fn fallback_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8600))
+}
+
+fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
+    let before = errs.0.len();
+    if m.name.trim().is_empty() || m.name.chars().any(char::is_whitespace) {
+        errs.push(format!("{path}.name"), "must be non-empty and contain no whitespace");
+    }
+    let provider = ProviderKind::parse(&m.provider);
+    if provider.is_none() {
+        errs.push(
+            format!("{path}.provider"),
+            format!("unknown provider {:?}, expected one of {}", m.provider, ProviderKind::ALL.join(", ")),
+        );
+    }
+    if m.model.trim().is_empty() {
+        errs.push(format!("{path}.model"), "must not be empty");
+    }
+    let api_key = match (&m.api_key, &m.api_key_env) {
+        (Some(_), Some(_)) => {
+            errs.push(format!("{path}.api_key_env"), "set either api_key or api_key_env, not both");
+            None
+        }
+        (Some(k), None) if k.is_empty() => {
+            errs.push(format!("{path}.api_key"), "is empty");
+            None
+        }
+        (Some(k), None) => Some(Secret::new(k.clone())),
+        (None, Some(var)) => match env.var(var).filter(|v| !v.is_empty()) {
+            Some(k) => Some(Secret::new(k)),
+            None => {
+                errs.push(format!("{path}.api_key_env"), format!("environment variable {var} is not set"));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let base_url = match (provider, &m.base_url) {
+        (_, Some(u)) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                errs.push(format!("{path}.base_url"), format!("{u:?} must start with http:// or https://"));
+            }
+            u.trim_end_matches('/').to_owned()
+        }
+        (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
+        (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
+        (Some(ProviderKind::OpenAiCompatible), None) => {
+            errs.push(format!("{path}.base_url"), "is required for provider openai_compatible");
+            String::new()
+        }
+        _ => String::new(),
+    };
+    if matches!(provider, Some(ProviderKind::OpenAi | ProviderKind::Anthropic)) && api_key.is_none() && m.api_key.is_none() && m.api_key_env.is_none() {
+        errs.push(format!("{path}.api_key"), format!("provider {} needs an API key (api_key or api_key_env)", m.provider));
+    }
+    let mut timeouts = Timeouts::default();
+    for (field, value, slot) in [
+        ("connect_ms", m.timeouts.connect_ms, &mut timeouts.connect),
+        ("request_ms", m.timeouts.request_ms, &mut timeouts.request),
+        ("idle_ms", m.timeouts.idle_ms, &mut timeouts.idle),
+    ] {
+        match value {
+            Some(0) => errs.push(format!("{path}.timeouts.{field}"), "must be greater than 0"),
+            Some(ms) => *slot = Duration::from_millis(ms),
+            None => {}
+        }
+    }
+    let price = m.price.as_ref().and_then(|p| validate_price(p, &format!("{path}.price"), errs));
+    let default_max_tokens = match m.default_max_tokens {
+        Some(0) => {
+            errs.push(format!("{path}.default_max_tokens"), "must be greater than 0");
+            DEFAULT_ANTHROPIC_MAX_TOKENS
+        }
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        None => DEFAULT_ANTHROPIC_MAX_TOKENS,
+    };
+    let headers = m
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Secret::new(v)))
+        .collect();
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(Deployment {
+        name: m.name,
+        provider: provider?,
+        upstream_model: m.model,
+        base_url,
+        api_key,
+        headers,
+        timeouts,
+        price,
+        drop_unsupported_params: m.drop_unsupported_params.unwrap_or(false),
+        default_max_tokens,
+        stream_usage: m.stream_usage.unwrap_or(true),
+    })
+}
+
+fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> {
+    let mut conv = |field: &str, usd: f64| -> Option<u64> {
+        if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+            errs.push(format!("{path}.{field}"), format!("{usd} is not a price in USD per 1M tokens (0 to 1000000)"));
+            return None;
+        }
+        // USD per 1M tokens -> micro-dollars per 1M tokens.
+        Some((usd * 1_000_000.0).round() as u64)
+    };
+    let input = conv("input", p.input);
+    let output = conv("output", p.output);
+    let cached = p.cached_input.map(|v| conv("cached_input", v));
+    let write = p.cache_write.map(|v| conv("cache_write", v));
+    Some(Price {
+        input_per_mtok: input?,
+        output_per_mtok: output?,
+        cached_input_per_mtok: match cached {
+            Some(v) => Some(v?),
+            None => None,
+        },
+        cache_write_per_mtok: match write {
+            Some(v) => Some(v?),
+            None => None,
+        },
+    })
+}
+
+fn template(name: &str, provider: ProviderKind, base_url: String, api_key: Option<Secret>) -> Deployment {
+    Deployment {
+        name: name.to_owned(),
+        provider,
+        upstream_model: String::new(),
+        base_url,
+        api_key,
+        headers: Vec::new(),
+        timeouts: Timeouts::default(),
+        price: None,
+        drop_unsupported_params: false,
+        default_max_tokens: DEFAULT_ANTHROPIC_MAX_TOKENS,
+        stream_usage: true,
+    }
+}
+
+fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deployment>> {
+    let mut out = BTreeMap::new();
+    out.insert("mock".to_owned(), Arc::new(template("mock", ProviderKind::Mock, String::new(), None)));
+    let mut add = |prefix: &str, kind, key_var: &str, base_var: &str, default_base: &str| {
+        let Some(key) = env.var(key_var).filter(|k| !k.is_empty()) else {
+            return;
+        };
+        let base = env
+            .var(base_var)
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| default_base.to_owned());
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            errs.push(base_var, format!("{base:?} must start with http:// or https://"));
+            return;
+        }
+        out.insert(
+            prefix.to_owned(),
+            Arc::new(template(prefix, kind, base.trim_end_matches('/').to_owned(), Some(Secret::new(key)))),
+        );
+    };
+    add("openai", ProviderKind::OpenAi, "OPENAI_API_KEY", "OPENAI_BASE_URL", OPENAI_DEFAULT_BASE);
+    add("anthropic", ProviderKind::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ANTHROPIC_DEFAULT_BASE);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MapEnv;
+
+    #[test]
+    fn zero_config_defaults() {
+        let c = Config::load(None, &MapEnv::default()).unwrap();
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.server.master_key.is_none());
+        assert_eq!(c.prefixes.keys().collect::<Vec<_>>(), vec!["mock"]);
+    }
+
+    #[test]
+    fn env_providers_follow_sdk_variables() {
+        let env = MapEnv::from_pairs([
+            ("OPENAI_API_KEY", "sk-1"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("ANTHROPIC_API_KEY", "ak"),
+            ("MODELGATE_MASTER_KEY", "mk"),
+        ]);
+        let c = Config::load(None, &env).unwrap();
+        assert_eq!(c.prefixes["openai"].base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.prefixes["anthropic"].base_url, ANTHROPIC_DEFAULT_BASE);
+        assert_eq!(c.server.master_key.as_ref().unwrap().expose(), "mk");
+    }
+
+    #[test]
+    fn full_file_with_interpolation() {
+        let yaml = r#"
+server:
+  listen: 0.0.0.0:9000
+  master_key: ${MK}
+  max_body_bytes: ${MAX:-1024}
+models:
+  - name: gpt-4o
+    provider: openai
+    model: gpt-4o-2024-08-06
+    api_key_env: OAI
+    price: { input: 2.5, output: 10, cached_input: 1.25 }
+    timeouts: { connect_ms: 500 }
+  - name: local
+    provider: openai_compatible
+    model: llama3
+    base_url: http://127.0.0.1:11434/v1
+  - name: claude
+    provider: anthropic
+    model: claude-sonnet-4-5
+    api_key: "${AK}"
+    default_max_tokens: 1000
+"#;
+        let env = MapEnv::from_pairs([("MK", "master"), ("OAI", "sk"), ("AK", "ak")]);
+        let c = Config::load(Some(yaml), &env).unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024);
+        let g = &c.models["gpt-4o"];
+        assert_eq!(g.price.unwrap().input_per_mtok, 2_500_000);
+        assert_eq!(g.price.unwrap().cached_input_per_mtok, Some(1_250_000));
+        assert_eq!(g.timeouts.connect, Duration::from_millis(500));
+        assert_eq!(g.base_url, OPENAI_DEFAULT_BASE);
+        assert_eq!(c.models["claude"].default_max_tokens, 1000);
+        assert_eq!(c.models["local"].api_key, None);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let yaml = r#"
+server:
+  listen: nowhere
+colour: blue
+models:
+  - name: a
+    provider: nope
+    model: x
+  - name: b
+    provider: openai_compatible
+    model: y
+    timeouts: { conect_ms: 5 }
+  - name: c
+    provider: anthropic
+    model: z
+    api_key: ${MISSING}
+    price: { input: -1, output: 1 }
+"#;
+        let errs = Config::load(Some(yaml), &MapEnv::default()).unwrap_err();
+        let text = errs.to_string();
+        for needle in [
+            "server.listen:",
+            "colour: unknown field",
+            "models[0].provider: unknown provider \"nope\"",
+            "models[1].timeouts.conect_ms: unknown field `conect_ms`",
+            "models[2].api_key: environment variable MISSING is not set",
+            "models[2].price.input:",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn interpolation_escapes_and_defaults() {
+        let env = MapEnv::from_pairs([("A", "x")]);
+        assert_eq!(interpolate_str("a${A}b", &env).unwrap(), "axb");
+        assert_eq!(interpolate_str("${B:-def}", &env).unwrap(), "def");
+        assert_eq!(interpolate_str("$${A} $5", &env).unwrap(), "${A} $5");
+        assert!(interpolate_str("${A", &env).is_err());
+        assert!(interpolate_str("${B}", &env).is_err());
+    }
+
+    #[test]
+    fn schema_names_fields() {
+        let s = Config::json_schema().to_string();
+        assert!(s.contains("max_body_bytes") && s.contains("api_key_env"));
+    }
+}
