@@ -1,0 +1,23 @@
+//! Persistence.
+//!
+//! Role: the embedded SQLite store (WAL mode) with versioned migrations, and
+//! the request log written by one background task in batches, so the request
+//! path only pushes onto a channel and never waits on the database.
+//!
+//! Must not depend on: HTTP types, provider codecs. Invariant: every record
+//! handed to [`LogSink::record`] before [`LogWriter::shutdown`] is written (or
+//! its loss is logged as an error with a count).
+
+mod log;
+mod sqlite;
+
+pub use log::{LogSink, LogWriter, RequestRecord, spawn_log_writer};
+pub use sqlite::Store;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database rejected or failed an operation.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}

@@ -1,0 +1,210 @@
+//! The request log: one record per request, written in batches by a background task.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::Store;
+
+/// One request, as recorded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub started_at_ms: i64,
+    /// Who called: `master`, `anonymous`, or a key id.
+    pub caller: String,
+    /// `chat` or `embeddings`.
+    pub route: String,
+    pub requested_model: String,
+    pub provider: Option<String>,
+    pub deployment: Option<String>,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    /// The HTTP status the client got (for streams: 200, with `error_class` set if it broke).
+    pub status: u16,
+    pub error_class: Option<String>,
+    /// Short, secret-free description of the failure.
+    pub error_message: Option<String>,
+    pub latency_us: u64,
+    pub ttft_us: Option<u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Some token counts are the gateway's estimate (e.g. the stream was cut).
+    pub usage_estimated: bool,
+    pub cost_nanos: Option<i64>,
+    /// The request's `user` field.
+    pub end_user: Option<String>,
+    /// The request's `metadata` object, as JSON.
+    pub metadata: Option<String>,
+}
+
+enum Msg {
+    Record(Box<RequestRecord>),
+    Flush(oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The request path's handle: pushing never blocks and never touches the database.
+#[derive(Debug, Clone)]
+pub struct LogSink {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+impl LogSink {
+    /// Queues a record for writing.
+    pub fn record(&self, rec: RequestRecord) {
+        if self.tx.send(Msg::Record(Box::new(rec))).is_err() {
+            tracing::error!("request log writer has stopped; a record was not written");
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Owner of the writer task.
+#[derive(Debug)]
+pub struct LogWriter {
+    sink: LogSink,
+    task: JoinHandle<()>,
+}
+
+impl LogWriter {
+    /// Writes everything queued so far, then stops the task.
+    pub async fn shutdown(self) {
+        let (ack, done) = oneshot::channel();
+        if self.sink.tx.send(Msg::Stop(ack)).is_ok() {
+            let _ = done.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Largest batch written in one transaction.
+const BATCH: usize = 512;
+
+/// Starts the writer task for `store`.
+pub fn spawn_log_writer(store: Store) -> (LogSink, LogWriter) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let task = tokio::spawn(async move {
+        let mut msgs = Vec::with_capacity(BATCH);
+        let mut records = Vec::with_capacity(BATCH);
+        loop {
+            if rx.recv_many(&mut msgs, BATCH).await == 0 {
+                return;
+            }
+            let mut acks = Vec::new();
+            let mut stop = None;
+            for m in msgs.drain(..) {
+                match m {
+                    Msg::Record(r) => records.push(*r),
+                    Msg::Flush(a) => acks.push(a),
+                    Msg::Stop(a) => stop = Some(a),
+                }
+            }
+            if !records.is_empty() {
+                write_with_retry(&store, &records).await;
+                records.clear();
+            }
+            for a in acks {
+                let _ = a.send(());
+            }
+            if let Some(a) = stop {
+                // Records queued after Stop (none, once the server has drained) are still written.
+                while let Ok(Msg::Record(r)) = rx.try_recv() {
+                    records.push(*r);
+                }
+                if !records.is_empty() {
+                    write_with_retry(&store, &records).await;
+                }
+                let _ = a.send(());
+                return;
+            }
+        }
+    });
+    let sink = LogSink { tx };
+    (sink.clone(), LogWriter { sink, task })
+}
+
+async fn write_with_retry(store: &Store, records: &[RequestRecord]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match store.insert_requests(records).await {
+            Ok(()) => return,
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "request log write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, lost = records.len(), "request log write failed; records lost");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str) -> RequestRecord {
+        RequestRecord {
+            id: id.into(),
+            started_at_ms: 1,
+            caller: "master".into(),
+            route: "chat".into(),
+            requested_model: "mock/echo".into(),
+            status: 200,
+            input_tokens: 3,
+            output_tokens: 4,
+            ttft_us: Some(10),
+            cost_nanos: Some(42),
+            ..RequestRecord::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_written_and_shutdown_flushes() {
+        let store = Store::open_memory().await.unwrap();
+        let (sink, writer) = spawn_log_writer(store.clone());
+        for i in 0..1000 {
+            sink.record(rec(&format!("r{i}")));
+        }
+        sink.flush().await;
+        assert_eq!(store.recent_requests(2000).await.unwrap().len(), 1000);
+        sink.record(rec("last"));
+        writer.shutdown().await;
+        let got = store.get_request("last").await.unwrap().unwrap();
+        assert_eq!(got, rec("last"));
+    }
+
+    #[tokio::test]
+    async fn file_store_migrates_once() {
+        let dir = std::env::temp_dir().join(format!("mg-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let s = Store::open_sqlite(&path).await.unwrap();
+        s.insert_requests(&[rec("a")]).await.unwrap();
+        s.close().await;
+        let s = Store::open_sqlite(&path).await.unwrap();
+        assert!(s.get_request("a").await.unwrap().is_some());
+        s.ping().await.unwrap();
+        s.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
