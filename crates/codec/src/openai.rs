@@ -167,7 +167,9 @@ pub fn peek_chunk(data: &str, provider: &str) -> Result<ChunkPeek, UpstreamFailu
                 peek.has_content = true;
                 if let Some(arr) = tc.as_array() {
                     for call in arr {
-                        if let Some(a) = call.pointer("/function/arguments").and_then(|a| a.as_str()) {
+                        if let Some(a) =
+                            call.pointer("/function/arguments").and_then(|a| a.as_str())
+                        {
                             peek.content_chars += a.chars().count();
                         }
                     }
@@ -247,13 +249,17 @@ mod tests {
     #[test]
     fn prepare_body_keeps_client_usage_request() {
         let raw = br#"{"model":"a","stream_options":{"include_usage":true}}"#;
-        let req: ChatRequest =
-            serde_json::from_str(r#"{"model":"a","messages":[],"stream_options":{"include_usage":true}}"#)
-                .unwrap();
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model":"a","messages":[],"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
         let opts = stream_options_map(&req);
         let (out, injected) = prepare_body(raw, opts.as_ref(), "b", true).unwrap();
         assert!(!injected);
-        assert_eq!(out, br#"{"model":"b","stream_options":{"include_usage":true}}"#);
+        assert_eq!(
+            out,
+            br#"{"model":"b","stream_options":{"include_usage":true}}"#
+        );
     }
 
     #[test]
@@ -278,7 +284,11 @@ mod tests {
         )
         .unwrap();
         assert!(!p.has_content);
-        let e = peek_chunk(r#"{"error":{"message":"boom","type":"server_error"}}"#, "vllm").unwrap_err();
+        let e = peek_chunk(
+            r#"{"error":{"message":"boom","type":"server_error"}}"#,
+            "vllm",
+        )
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::UpstreamError);
         assert_eq!(e.message, "vllm: boom");
     }
@@ -295,7 +305,11 @@ mod tests {
         let f = classify_error(502, b"<html>bad gateway secret-stuff</html>", "openai");
         assert_eq!(f.class, ErrorClass::UpstreamError);
         assert!(!f.message.contains("secret"));
-        let f = classify_error(401, br#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#, "openai");
+        let f = classify_error(
+            401,
+            br#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#,
+            "openai",
+        );
         assert_eq!(f.class, ErrorClass::UpstreamAuth);
     }
 }

@@ -108,11 +108,7 @@ impl SseParser {
                 self.has_data = true;
             }
             b"event" => self.event = Some(value.into_owned()),
-            b"id" => {
-                if !value.contains('\0') {
-                    self.id = Some(value.into_owned());
-                }
-            }
+            b"id" if !value.contains('\0') => self.id = Some(value.into_owned()),
             _ => {}
         }
     }
