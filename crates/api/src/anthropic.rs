@@ -272,8 +272,7 @@ mod tests {
                 delta: BlockDelta::InputJsonDelta { .. }
             }
         ));
-        let ev: StreamEvent =
-            serde_json::from_str(r#"{"type":"brand_new","x":1}"#).unwrap();
+        let ev: StreamEvent = serde_json::from_str(r#"{"type":"brand_new","x":1}"#).unwrap();
         assert!(matches!(ev, StreamEvent::Other(_)));
     }
 

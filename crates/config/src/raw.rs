@@ -148,11 +148,11 @@ fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match Option::<Lenient>::deserialize(d)? {
         None => Ok(None),
         Some(Lenient::U(n)) => Ok(Some(n)),
-        Some(Lenient::S(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("expected a non-negative integer, got {s:?}"))),
+        Some(Lenient::S(s)) => {
+            s.trim().parse().map(Some).map_err(|_| {
+                D::Error::custom(format!("expected a non-negative integer, got {s:?}"))
+            })
+        }
         Some(_) => Err(D::Error::custom("expected a non-negative integer")),
     }
 }
@@ -185,7 +185,9 @@ fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
         Some(Lenient::S(s)) => match s.trim() {
             "true" => Ok(Some(true)),
             "false" => Ok(Some(false)),
-            _ => Err(D::Error::custom(format!("expected true or false, got {s:?}"))),
+            _ => Err(D::Error::custom(format!(
+                "expected true or false, got {s:?}"
+            ))),
         },
         Some(_) => Err(D::Error::custom("expected true or false")),
     }

@@ -85,7 +85,10 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     };
     interpolate(&mut doc, env, "", &mut errs);
     let Value::Object(top) = doc else {
-        errs.push("", "the config file must be a mapping (server:, store:, models:)");
+        errs.push(
+            "",
+            "the config file must be a mapping (server:, store:, models:)",
+        );
         return Err(ConfigErrors(errs.0));
     };
     let mut server = RawServer::default();
@@ -118,12 +121,17 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
             },
             "env_providers" => match value {
                 Value::Bool(b) => env_providers = Some(b),
-                Value::String(s) if s == "true" || s == "false" => env_providers = Some(s == "true"),
+                Value::String(s) if s == "true" || s == "false" => {
+                    env_providers = Some(s == "true")
+                }
                 _ => errs.push("env_providers", "expected true or false"),
             },
             other => errs.push(
                 other,
-                format!("unknown field `{other}`, expected one of {}", TOP_LEVEL.join(", ")),
+                format!(
+                    "unknown field `{other}`, expected one of {}",
+                    TOP_LEVEL.join(", ")
+                ),
             ),
         }
     }
@@ -142,7 +150,10 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         let name = m.name.clone();
         if let Some(d) = validate_model(m, &path, env, &mut errs) {
             if by_name.contains_key(&name) {
-                errs.push(format!("{path}.name"), format!("duplicate model name {name:?}"));
+                errs.push(
+                    format!("{path}.name"),
+                    format!("duplicate model name {name:?}"),
+                );
             } else {
                 by_name.insert(name, Arc::new(d));
             }
@@ -152,7 +163,10 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         env_prefixes(env, &mut errs)
     } else {
         let mut p = BTreeMap::new();
-        p.insert("mock".to_owned(), Arc::new(template("mock", ProviderKind::Mock, String::new(), None)));
+        p.insert(
+            "mock".to_owned(),
+            Arc::new(template("mock", ProviderKind::Mock, String::new(), None)),
+        );
         p
     };
     if !errs.0.is_empty() {
@@ -228,11 +242,7 @@ fn interpolate_str(s: &str, env: &dyn Env) -> Result<String, String> {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid variable name {name:?} in `${{{expr}}}`"));
             }
             match (env.var(name).filter(|v| !v.is_empty()), default) {
@@ -270,7 +280,10 @@ fn validate_server(raw: RawServer, env: &dyn Env, errs: &mut Errors) -> ServerCo
         Some(k) => Some(Secret::new(k)),
         None => match raw.master_key {
             Some(k) if k.trim().is_empty() => {
-                errs.push("server.master_key", "must not be empty (omit it to run without a key)");
+                errs.push(
+                    "server.master_key",
+                    "must not be empty (omit it to run without a key)",
+                );
                 None
             }
             Some(k) => Some(Secret::new(k)),
@@ -304,13 +317,20 @@ fn fallback_listen() -> SocketAddr {
 fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
     let before = errs.0.len();
     if m.name.trim().is_empty() || m.name.chars().any(char::is_whitespace) {
-        errs.push(format!("{path}.name"), "must be non-empty and contain no whitespace");
+        errs.push(
+            format!("{path}.name"),
+            "must be non-empty and contain no whitespace",
+        );
     }
     let provider = ProviderKind::parse(&m.provider);
     if provider.is_none() {
         errs.push(
             format!("{path}.provider"),
-            format!("unknown provider {:?}, expected one of {}", m.provider, ProviderKind::ALL.join(", ")),
+            format!(
+                "unknown provider {:?}, expected one of {}",
+                m.provider,
+                ProviderKind::ALL.join(", ")
+            ),
         );
     }
     if m.model.trim().is_empty() {
@@ -318,7 +338,10 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
     }
     let api_key = match (&m.api_key, &m.api_key_env) {
         (Some(_), Some(_)) => {
-            errs.push(format!("{path}.api_key_env"), "set either api_key or api_key_env, not both");
+            errs.push(
+                format!("{path}.api_key_env"),
+                "set either api_key or api_key_env, not both",
+            );
             None
         }
         (Some(k), None) if k.is_empty() => {
@@ -329,7 +352,10 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
         (None, Some(var)) => match env.var(var).filter(|v| !v.is_empty()) {
             Some(k) => Some(Secret::new(k)),
             None => {
-                errs.push(format!("{path}.api_key_env"), format!("environment variable {var} is not set"));
+                errs.push(
+                    format!("{path}.api_key_env"),
+                    format!("environment variable {var} is not set"),
+                );
                 None
             }
         },
@@ -338,20 +364,38 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
     let base_url = match (provider, &m.base_url) {
         (_, Some(u)) => {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                errs.push(format!("{path}.base_url"), format!("{u:?} must start with http:// or https://"));
+                errs.push(
+                    format!("{path}.base_url"),
+                    format!("{u:?} must start with http:// or https://"),
+                );
             }
             u.trim_end_matches('/').to_owned()
         }
         (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::OpenAiCompatible), None) => {
-            errs.push(format!("{path}.base_url"), "is required for provider openai_compatible");
+            errs.push(
+                format!("{path}.base_url"),
+                "is required for provider openai_compatible",
+            );
             String::new()
         }
         _ => String::new(),
     };
-    if matches!(provider, Some(ProviderKind::OpenAi | ProviderKind::Anthropic)) && api_key.is_none() && m.api_key.is_none() && m.api_key_env.is_none() {
-        errs.push(format!("{path}.api_key"), format!("provider {} needs an API key (api_key or api_key_env)", m.provider));
+    if matches!(
+        provider,
+        Some(ProviderKind::OpenAi | ProviderKind::Anthropic)
+    ) && api_key.is_none()
+        && m.api_key.is_none()
+        && m.api_key_env.is_none()
+    {
+        errs.push(
+            format!("{path}.api_key"),
+            format!(
+                "provider {} needs an API key (api_key or api_key_env)",
+                m.provider
+            ),
+        );
     }
     let mut timeouts = Timeouts::default();
     for (field, value, slot) in [
@@ -365,10 +409,16 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
             None => {}
         }
     }
-    let price = m.price.as_ref().and_then(|p| validate_price(p, &format!("{path}.price"), errs));
+    let price = m
+        .price
+        .as_ref()
+        .and_then(|p| validate_price(p, &format!("{path}.price"), errs));
     let default_max_tokens = match m.default_max_tokens {
         Some(0) => {
-            errs.push(format!("{path}.default_max_tokens"), "must be greater than 0");
+            errs.push(
+                format!("{path}.default_max_tokens"),
+                "must be greater than 0",
+            );
             DEFAULT_ANTHROPIC_MAX_TOKENS
         }
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
@@ -400,7 +450,10 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
 fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> {
     let mut conv = |field: &str, usd: f64| -> Option<u64> {
         if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
-            errs.push(format!("{path}.{field}"), format!("{usd} is not a price in USD per 1M tokens (0 to 1000000)"));
+            errs.push(
+                format!("{path}.{field}"),
+                format!("{usd} is not a price in USD per 1M tokens (0 to 1000000)"),
+            );
             return None;
         }
         // USD per 1M tokens -> micro-dollars per 1M tokens.
@@ -424,7 +477,12 @@ fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> 
     })
 }
 
-fn template(name: &str, provider: ProviderKind, base_url: String, api_key: Option<Secret>) -> Deployment {
+fn template(
+    name: &str,
+    provider: ProviderKind,
+    base_url: String,
+    api_key: Option<Secret>,
+) -> Deployment {
     Deployment {
         name: name.to_owned(),
         provider,
@@ -442,7 +500,10 @@ fn template(name: &str, provider: ProviderKind, base_url: String, api_key: Optio
 
 fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deployment>> {
     let mut out = BTreeMap::new();
-    out.insert("mock".to_owned(), Arc::new(template("mock", ProviderKind::Mock, String::new(), None)));
+    out.insert(
+        "mock".to_owned(),
+        Arc::new(template("mock", ProviderKind::Mock, String::new(), None)),
+    );
     let mut add = |prefix: &str, kind, key_var: &str, base_var: &str, default_base: &str| {
         let Some(key) = env.var(key_var).filter(|k| !k.is_empty()) else {
             return;
@@ -452,16 +513,36 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| default_base.to_owned());
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            errs.push(base_var, format!("{base:?} must start with http:// or https://"));
+            errs.push(
+                base_var,
+                format!("{base:?} must start with http:// or https://"),
+            );
             return;
         }
         out.insert(
             prefix.to_owned(),
-            Arc::new(template(prefix, kind, base.trim_end_matches('/').to_owned(), Some(Secret::new(key)))),
+            Arc::new(template(
+                prefix,
+                kind,
+                base.trim_end_matches('/').to_owned(),
+                Some(Secret::new(key)),
+            )),
         );
     };
-    add("openai", ProviderKind::OpenAi, "OPENAI_API_KEY", "OPENAI_BASE_URL", OPENAI_DEFAULT_BASE);
-    add("anthropic", ProviderKind::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ANTHROPIC_DEFAULT_BASE);
+    add(
+        "openai",
+        ProviderKind::OpenAi,
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        OPENAI_DEFAULT_BASE,
+    );
+    add(
+        "anthropic",
+        ProviderKind::Anthropic,
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        ANTHROPIC_DEFAULT_BASE,
+    );
     out
 }
 

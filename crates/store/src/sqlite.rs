@@ -61,8 +61,13 @@ impl Store {
     /// An in-memory store (tests).
     pub async fn open_memory() -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::connect_with(SqlitePoolOptions::new().max_connections(1).min_connections(1), opts)
-            .await
+        Self::connect_with(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1),
+            opts,
+        )
+        .await
     }
 
     async fn connect(opts: SqliteConnectOptions) -> Result<Store, StoreError> {
@@ -155,10 +160,12 @@ impl Store {
 
     /// The newest `limit` records, newest first.
     pub async fn recent_requests(&self, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM request_log ORDER BY started_at_ms DESC, rowid DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM request_log ORDER BY started_at_ms DESC, rowid DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(row_to_record).collect()
     }
 
