@@ -130,6 +130,8 @@ pub struct ChunkPeek {
     pub usage: Option<Usage>,
     /// The chunk has no choices and only exists to carry usage.
     pub usage_only: bool,
+    /// A choice in this chunk carries a `finish_reason`.
+    pub finished: bool,
 }
 
 /// Peeks at one `data:` payload of an OpenAI stream. An in-band error object
@@ -153,6 +155,7 @@ pub fn peek_chunk(data: &str, provider: &str) -> Result<ChunkPeek, UpstreamFailu
     for c in &choices {
         if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
             peek.has_content = true;
+            peek.finished = true;
         }
         if let Some(d) = &c.delta {
             if let Some(t) = &d.content {

@@ -1,1 +1,146 @@
+//! Calls to LLM providers.
+//!
+//! Role: given a resolved [`Target`] (deployment + upstream model) and the
+//! parsed client request, produce either a complete OpenAI-dialect body or a
+//! stream of OpenAI-dialect chunks. Encoding and decoding are delegated to the
+//! pure `modelgate-codec`; this crate owns only I/O: the pooled HTTP client,
+//! timeouts (connect, whole request / headers, idle gap between chunks), SSE
+//! byte framing, and the built-in `mock` provider.
+//!
+//! Must not depend on: axum, sqlx. Dropping a [`ChatStream`] drops the
+//! upstream connection, which is how a client disconnect cancels upstream work.
 
+pub mod mock;
+mod stream;
+mod transport;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use modelgate_api::openai::{ChatRequest, EmbeddingsRequest};
+use modelgate_codec::{CodecError, UpstreamFailure};
+use modelgate_config::Deployment;
+use modelgate_core::Usage;
+
+pub use stream::{ChatStream, StreamItem};
+pub use transport::Upstreams;
+
+/// Where a request goes: a deployment and the model id to ask it for.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub deployment: Arc<Deployment>,
+    pub upstream_model: String,
+}
+
+/// Per-request facts a call needs.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Our request id, forwarded upstream as `x-request-id`.
+    pub request_id: String,
+    /// Unix seconds, for `created` in objects we synthesise.
+    pub created: u64,
+}
+
+/// A successful chat call.
+pub enum ChatReply {
+    /// A complete `chat.completion` JSON body.
+    Complete { body: Bytes, usage: Option<Usage> },
+    /// An open stream of `chat.completion.chunk`s.
+    Stream(ChatStream),
+}
+
+/// A successful embeddings call.
+#[derive(Debug)]
+pub struct EmbeddingsReply {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+/// Why a call failed before any response reached the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The request cannot be expressed for this provider (400 naming the field).
+    Codec(CodecError),
+    /// The upstream failed or refused.
+    Upstream {
+        failure: UpstreamFailure,
+        /// The upstream's `Retry-After`, passed on to the client with a 429.
+        retry_after: Option<String>,
+    },
+}
+
+impl From<CodecError> for CallError {
+    fn from(e: CodecError) -> Self {
+        CallError::Codec(e)
+    }
+}
+
+impl CallError {
+    pub(crate) fn upstream(failure: UpstreamFailure) -> Self {
+        CallError::Upstream {
+            failure,
+            retry_after: None,
+        }
+    }
+}
+
+impl Upstreams {
+    /// Sends a chat request. `raw` is the client's body, forwarded with minimal
+    /// edits to OpenAI-dialect upstreams.
+    pub async fn chat(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        raw: &Bytes,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        use modelgate_config::ProviderKind::*;
+        match target.deployment.provider {
+            OpenAi | OpenAiCompatible => self.openai_chat(target, req, raw, ctx).await,
+            Anthropic => self.anthropic_chat(target, req, ctx).await,
+            Mock => {
+                let limit = target.deployment.timeouts.request;
+                match tokio::time::timeout(limit, mock::chat(&target.upstream_model, req, ctx))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(CallError::upstream(transport::timeout_failure(
+                        "mock", limit,
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Sends an embeddings request.
+    pub async fn embeddings(
+        &self,
+        target: &Target,
+        req: &EmbeddingsRequest,
+        raw: &Bytes,
+        ctx: &CallContext,
+    ) -> Result<EmbeddingsReply, CallError> {
+        use modelgate_config::ProviderKind::*;
+        match target.deployment.provider {
+            OpenAi | OpenAiCompatible => self.openai_embeddings(target, raw, ctx).await,
+            Anthropic => Err(CallError::Codec(CodecError::new(
+                "model",
+                format!(
+                    "model {:?} is served by provider anthropic, which has no embeddings endpoint",
+                    req.model
+                ),
+            ))),
+            Mock => {
+                let limit = target.deployment.timeouts.request;
+                match tokio::time::timeout(limit, mock::embeddings(&target.upstream_model, req))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(CallError::upstream(transport::timeout_failure(
+                        "mock", limit,
+                    ))),
+                }
+            }
+        }
+    }
+}

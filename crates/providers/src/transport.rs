@@ -1,0 +1,449 @@
+//! The shared HTTP client and the OpenAI / Anthropic calls built on it.
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use modelgate_api::anthropic::StreamEvent;
+use modelgate_api::openai::ChatRequest;
+use modelgate_codec::{UpstreamFailure, anthropic, openai};
+use modelgate_config::{Config, Deployment, ProviderKind};
+use modelgate_core::ErrorClass;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::stream::{SseSource, ended_early};
+use crate::{CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, StreamItem, Target};
+
+/// The Anthropic API version we speak.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Pooled HTTP clients, one per distinct connect timeout.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    clients: HashMap<Duration, reqwest::Client>,
+    default: reqwest::Client,
+}
+
+fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+}
+
+impl Upstreams {
+    /// Builds clients for every deployment in `config`.
+    pub fn new(config: &Config) -> Result<Upstreams, reqwest::Error> {
+        // rustls needs a process-wide crypto provider; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let default_connect = modelgate_config::Timeouts::default().connect;
+        let mut clients = HashMap::new();
+        for d in config.models.values().chain(config.prefixes.values()) {
+            if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(d.timeouts.connect)
+            {
+                e.insert(build_client(d.timeouts.connect)?);
+            }
+        }
+        let default = match clients.get(&default_connect) {
+            Some(c) => c.clone(),
+            None => build_client(default_connect)?,
+        };
+        Ok(Upstreams { clients, default })
+    }
+
+    fn client(&self, d: &Deployment) -> &reqwest::Client {
+        self.clients
+            .get(&d.timeouts.connect)
+            .unwrap_or(&self.default)
+    }
+
+    fn headers(d: &Deployment, ctx: &CallContext) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        match d.provider {
+            ProviderKind::Anthropic => {
+                h.insert(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+                if let Some(k) = &d.api_key
+                    && let Ok(mut v) = HeaderValue::from_str(k.expose())
+                {
+                    v.set_sensitive(true);
+                    h.insert(HeaderName::from_static("x-api-key"), v);
+                }
+            }
+            _ => {
+                if let Some(k) = &d.api_key
+                    && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
+                {
+                    v.set_sensitive(true);
+                    h.insert(reqwest::header::AUTHORIZATION, v);
+                }
+            }
+        }
+        for (name, value) in &d.headers {
+            if let (Ok(n), Ok(mut v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value.expose()),
+            ) {
+                v.set_sensitive(true);
+                h.insert(n, v);
+            }
+        }
+        h
+    }
+
+    /// Sends `body` and waits for the response head within the request timeout.
+    /// Non-2xx responses are read (bounded) and classified.
+    async fn send(
+        &self,
+        d: &Deployment,
+        url: String,
+        body: Vec<u8>,
+        ctx: &CallContext,
+    ) -> Result<reqwest::Response, CallError> {
+        let provider = d.provider.as_str();
+        let req = self
+            .client(d)
+            .post(url)
+            .headers(Self::headers(d, ctx))
+            .body(body);
+        let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
+            Err(_) => {
+                return Err(CallError::upstream(timeout_failure(
+                    provider,
+                    d.timeouts.request,
+                )));
+            }
+            Ok(Err(e)) => return Err(CallError::upstream(transport_failure(provider, &e))),
+            Ok(Ok(r)) => r,
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body =
+            match tokio::time::timeout(d.timeouts.request, read_capped(resp, 64 * 1024)).await {
+                Ok(b) => b,
+                Err(_) => Bytes::new(),
+            };
+        let failure = match d.provider {
+            ProviderKind::Anthropic => anthropic::classify_error(status, &body),
+            _ => openai::classify_error(status, &body, provider),
+        };
+        Err(CallError::Upstream {
+            failure,
+            retry_after,
+        })
+    }
+
+    /// Reads a whole non-streaming body within the deployment's request timeout.
+    async fn read_body(d: &Deployment, resp: reqwest::Response) -> Result<Bytes, CallError> {
+        match tokio::time::timeout(d.timeouts.request, resp.bytes()).await {
+            Err(_) => Err(CallError::upstream(timeout_failure(
+                d.provider.as_str(),
+                d.timeouts.request,
+            ))),
+            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
+                d.provider.as_str(),
+                &e,
+            ))),
+            Ok(Ok(b)) => Ok(b),
+        }
+    }
+
+    pub(crate) async fn openai_chat(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        raw: &Bytes,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        let provider = d.provider.as_str();
+        let stream = req.is_stream();
+        let opts = openai::stream_options_map(req);
+        let (body, injected) = openai::prepare_body(
+            raw,
+            opts.as_ref(),
+            &target.upstream_model,
+            stream && d.stream_usage,
+        )
+        .map_err(|_| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                "request body must be a JSON object",
+            ))
+        })?;
+        let url = format!("{}/chat/completions", d.base_url);
+        // The whole non-streaming exchange shares one deadline.
+        let started = tokio::time::Instant::now();
+        let resp = self.send(d, url, body, ctx).await?;
+        if !stream {
+            let remaining = d.timeouts.request.saturating_sub(started.elapsed());
+            let body = match tokio::time::timeout(remaining, resp.bytes()).await {
+                Err(_) => {
+                    return Err(CallError::upstream(timeout_failure(
+                        provider,
+                        d.timeouts.request,
+                    )));
+                }
+                Ok(Err(e)) => return Err(CallError::upstream(transport_failure(provider, &e))),
+                Ok(Ok(b)) => b,
+            };
+            let peek = openai::peek_response(&body).ok_or_else(|| {
+                CallError::upstream(UpstreamFailure {
+                    class: ErrorClass::UpstreamError,
+                    status: None,
+                    message: format!("{provider}: response is not valid JSON"),
+                    upstream_code: None,
+                })
+            })?;
+            return Ok(ChatReply::Complete {
+                body,
+                usage: peek.usage,
+            });
+        }
+        let source = SseSource::new(resp, d.timeouts.idle, provider);
+        let state = OpenAiStream {
+            source,
+            injected,
+            saw_finish: false,
+            finished: false,
+            provider,
+        };
+        Ok(ChatReply::Stream(ChatStream::new(
+            futures_util::stream::unfold(state, |mut s| async move {
+                let item = s.next().await?;
+                Some((item, s))
+            }),
+        )))
+    }
+
+    pub(crate) async fn anthropic_chat(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        let opts = anthropic::EncodeOptions {
+            default_max_tokens: d.default_max_tokens,
+            drop_unsupported: d.drop_unsupported_params,
+        };
+        let encoded = anthropic::encode_request(req, &target.upstream_model, &opts)?;
+        let body = serde_json::to_vec(&encoded.request).map_err(|e| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                format!("cannot encode request: {e}"),
+            ))
+        })?;
+        let rctx = anthropic::ResponseContext {
+            created: ctx.created,
+            json_tool: encoded.context_json_tool.clone(),
+            include_usage: req.wants_stream_usage(),
+        };
+        let url = format!("{}/v1/messages", d.base_url);
+        let resp = self.send(d, url, body, ctx).await?;
+        if !req.is_stream() {
+            let body = Self::read_body(d, resp).await?;
+            let parsed: modelgate_api::anthropic::MessagesResponse = serde_json::from_slice(&body)
+                .map_err(|_| {
+                    CallError::upstream(UpstreamFailure {
+                        class: ErrorClass::UpstreamError,
+                        status: None,
+                        message: "anthropic: response is not a valid Messages object".into(),
+                        upstream_code: None,
+                    })
+                })?;
+            let (completion, usage) = anthropic::decode_response(parsed, &rctx);
+            let body = serde_json::to_vec(&completion)
+                .map(Bytes::from)
+                .unwrap_or_default();
+            return Ok(ChatReply::Complete {
+                body,
+                usage: Some(usage),
+            });
+        }
+        let state = AnthropicStream {
+            source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
+            decoder: anthropic::StreamDecoder::new(rctx),
+            queue: VecDeque::new(),
+            finished: false,
+        };
+        Ok(ChatReply::Stream(ChatStream::new(
+            futures_util::stream::unfold(state, |mut s| async move {
+                let item = s.next().await?;
+                Some((item, s))
+            }),
+        )))
+    }
+
+    pub(crate) async fn openai_embeddings(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        ctx: &CallContext,
+    ) -> Result<EmbeddingsReply, CallError> {
+        let d = &*target.deployment;
+        let (body, _) =
+            openai::prepare_body(raw, None, &target.upstream_model, false).map_err(|_| {
+                CallError::Codec(modelgate_codec::CodecError::new(
+                    "",
+                    "request body must be a JSON object",
+                ))
+            })?;
+        let url = format!("{}/embeddings", d.base_url);
+        let resp = self.send(d, url, body, ctx).await?;
+        let body = Self::read_body(d, resp).await?;
+        let usage = openai::peek_response(&body).and_then(|p| p.usage);
+        Ok(EmbeddingsReply { body, usage })
+    }
+}
+
+struct OpenAiStream {
+    source: SseSource,
+    injected: bool,
+    saw_finish: bool,
+    finished: bool,
+    provider: &'static str,
+}
+
+impl OpenAiStream {
+    async fn next(&mut self) -> Option<StreamItem> {
+        if self.finished {
+            return None;
+        }
+        let item = match self.source.next_event().await {
+            Err(f) => StreamItem::Failed(f),
+            Ok(None) if self.saw_finish => StreamItem::Done,
+            Ok(None) => StreamItem::Failed(ended_early(self.provider)),
+            Ok(Some(ev)) if ev.data.trim() == "[DONE]" => StreamItem::Done,
+            Ok(Some(ev)) => match openai::peek_chunk(&ev.data, self.provider) {
+                Err(f) => StreamItem::Failed(f),
+                Ok(p) => {
+                    self.saw_finish |= p.finished;
+                    StreamItem::Chunk {
+                        forward: !(p.usage_only && self.injected),
+                        has_content: p.has_content,
+                        content_chars: p.content_chars,
+                        usage: p.usage,
+                        data: Bytes::from(ev.data),
+                    }
+                }
+            },
+        };
+        self.finished = matches!(item, StreamItem::Done | StreamItem::Failed(_));
+        Some(item)
+    }
+}
+
+struct AnthropicStream {
+    source: SseSource,
+    decoder: anthropic::StreamDecoder,
+    queue: VecDeque<StreamItem>,
+    finished: bool,
+}
+
+impl AnthropicStream {
+    async fn next(&mut self) -> Option<StreamItem> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.finished {
+                return None;
+            }
+            match self.source.next_event().await {
+                Err(f) => self.fail(f),
+                Ok(None) => self.fail(ended_early("anthropic")),
+                Ok(Some(ev)) => match serde_json::from_str::<StreamEvent>(&ev.data) {
+                    Err(_) => self.fail(UpstreamFailure {
+                        class: ErrorClass::UpstreamError,
+                        status: None,
+                        message: "anthropic: malformed stream event".into(),
+                        upstream_code: None,
+                    }),
+                    Ok(event) => match self.decoder.on_event(event) {
+                        Err(f) => self.fail(f),
+                        Ok(chunks) => {
+                            let usage = Some(self.decoder.usage());
+                            for c in &chunks {
+                                self.queue.push_back(StreamItem::from_chunk(c, usage));
+                            }
+                            if self.decoder.is_done() {
+                                self.queue.push_back(StreamItem::Done);
+                                self.finished = true;
+                            }
+                        }
+                    },
+                },
+            }
+        }
+    }
+
+    fn fail(&mut self, f: UpstreamFailure) {
+        self.queue.push_back(StreamItem::Failed(f));
+        self.finished = true;
+    }
+}
+
+async fn read_capped(resp: reqwest::Response, cap: usize) -> Bytes {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Bytes::from(out)
+}
+
+pub(crate) fn timeout_failure(provider: &str, after: Duration) -> UpstreamFailure {
+    UpstreamFailure {
+        class: ErrorClass::UpstreamTimeout,
+        status: None,
+        message: format!("{provider}: no response within {} ms", after.as_millis()),
+        upstream_code: None,
+    }
+}
+
+/// Describes a transport error without echoing URLs or headers.
+fn transport_failure(provider: &str, e: &reqwest::Error) -> UpstreamFailure {
+    let (class, what) = if e.is_timeout() {
+        (ErrorClass::UpstreamTimeout, "timed out")
+    } else if e.is_connect() {
+        (ErrorClass::UpstreamUnavailable, "connection failed")
+    } else if e.is_body() || e.is_decode() {
+        (
+            ErrorClass::UpstreamUnavailable,
+            "connection lost while reading the response",
+        )
+    } else {
+        (ErrorClass::UpstreamUnavailable, "request failed")
+    };
+    UpstreamFailure {
+        class,
+        status: None,
+        message: format!("{provider}: {what}"),
+        upstream_code: None,
+    }
+}
