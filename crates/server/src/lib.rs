@@ -1,1 +1,103 @@
+//! Modelgate's HTTP front door.
+//!
+//! Role: routes, the per-request pipeline, streaming to clients, settlement,
+//! and graceful shutdown. Built on axum; knows nothing of provider wire formats
+//! (that is `modelgate-providers` / `modelgate-codec`).
+//!
+//! # Middleware order (outermost first)
+//! 1. `CatchPanicLayer` — a panic in one request becomes a 500 in the OpenAI
+//!    envelope; the process and other requests are unaffected.
+//! 2. [`edge::request_id`] — takes a well-formed `x-request-id` or makes a UUIDv7,
+//!    and echoes it on every response.
+//! 3. The route handler, which runs the LLM pipeline as explicit phases (see
+//!    [`chat`]): authenticate → read body (limit enforced while reading) →
+//!    decode (400 names the field) → validate → resolve model (404) → call
+//!    upstream → respond → settle (a drop guard, so it also runs when the
+//!    client disconnects).
 
+pub mod chat;
+pub mod edge;
+pub mod error;
+pub mod routes;
+pub mod settle;
+pub mod state;
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use state::{AppState, Caller, StateError};
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(chat::chat_completions).fallback(edge::method_not_allowed),
+        )
+        .route(
+            "/v1/embeddings",
+            post(routes::embeddings).fallback(edge::method_not_allowed),
+        )
+        .route("/v1/models", get(routes::list_models))
+        .route("/v1/models/{*model}", get(routes::get_model))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .fallback(edge::unknown_route)
+        .layer(axum::middleware::from_fn(edge::request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let body = br#"{"error":{"message":"Internal error in the gateway.","type":"server_error","param":null,"code":"internal"}}"#;
+    let mut r = Response::new(axum::body::Body::from(&body[..]));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight
+/// requests and streams for at most `grace`. Returns whether the drain finished
+/// in time.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .into_future();
+    let deadline = async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|v| *v).await;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r.map(|()| true),
+        () = deadline => {
+            tracing::warn!("drain deadline passed; closing remaining connections");
+            Ok(false)
+        }
+    }
+}

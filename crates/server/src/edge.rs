@@ -1,0 +1,200 @@
+//! Protocol-level concerns of the HTTP edge: request ids, bounded body
+//! reading, JSON decoding with field-naming errors, and the catch-all routes.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use modelgate_core::ErrorClass;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// `x-request-id`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id of the current request (from the client, or generated).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Whether a client-sent id is safe to propagate: 1 to 128 visible ASCII
+/// characters from a conservative set (so it cannot inject into logs or headers).
+pub fn valid_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Middleware: attaches a [`RequestId`] and echoes it on every response.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| valid_request_id(s))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    resp
+}
+
+/// Reads the whole body, failing with 413 as soon as it exceeds `limit`
+/// (the limit is enforced while reading, not after).
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorClass::PayloadTooLarge,
+            format!("Request body exceeds the limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    };
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => {
+            // axum wraps the limit error from the inner body too.
+            if std::error::Error::source(&*e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                Err(too_large())
+            } else {
+                Err(ApiError::new(
+                    ErrorClass::BadRequest,
+                    "Could not read the request body.",
+                ))
+            }
+        }
+    }
+}
+
+/// Decodes JSON, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            ErrorClass::BadRequest,
+            "The request body is empty; expected a JSON object.",
+        )
+        .with_code("invalid_json"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => return Err(json_error(e)),
+    };
+    de.end().map_err(|e| {
+        ApiError::new(ErrorClass::BadRequest, format!("Invalid JSON body: {e}"))
+            .with_code("invalid_json")
+    })?;
+    Ok(value)
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return ApiError::new(
+            ErrorClass::BadRequest,
+            format!("Invalid JSON body: {inner}"),
+        )
+        .with_code("invalid_json");
+    }
+    let text = inner.to_string();
+    // `missing field `x`` is reported at the parent's path.
+    let missing = text
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_owned);
+    let param = match (path.as_str(), missing) {
+        (".", Some(m)) => m,
+        (p, Some(m)) => format!("{p}.{m}"),
+        (p, None) => p.to_owned(),
+    };
+    let detail = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let detail = if detail.starts_with("data did not match any variant") {
+        "has an invalid type or shape".to_owned()
+    } else {
+        detail
+    };
+    ApiError::bad_param(
+        param.clone(),
+        format!("Invalid value for '{param}': {detail}."),
+    )
+    .with_code("invalid_type")
+}
+
+/// Fallback for unknown `/v1` routes: 404 in the OpenAI envelope.
+pub async fn unknown_route(req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/v1/") || path == "/v1" {
+        ApiError::new(
+            ErrorClass::NotFound,
+            format!("Unknown route {} {path}.", req.method()),
+        )
+        .with_code("unknown_route")
+        .into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
+
+/// 405 for a known path with the wrong method.
+pub async fn method_not_allowed(req: Request) -> Response {
+    let mut e = ApiError::new(
+        ErrorClass::BadRequest,
+        format!(
+            "Method {} is not allowed on {}.",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .with_code("method_not_allowed")
+    .into_response();
+    *e.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelgate_api::openai::ChatRequest;
+
+    #[test]
+    fn field_errors_name_the_path() {
+        let e = parse_json::<ChatRequest>(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        let e = parse_json::<ChatRequest>(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e =
+            parse_json::<ChatRequest>(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#)
+                .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+        let e = parse_json::<ChatRequest>(br#"{"model":"m","messages":[{"content":"x"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = parse_json::<ChatRequest>(br#"{"model": "#).unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("invalid_json"));
+        let e = parse_json::<ChatRequest>(br#"{"model":"m","messages":[]} x"#).unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("invalid_json"));
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(valid_request_id("abc-123_x.y:z"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id("x\r\ny"));
+        assert!(!valid_request_id(&"a".repeat(129)));
+    }
+}

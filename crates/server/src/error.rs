@@ -1,0 +1,184 @@
+//! One error type for the front door and its single mapping to HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use modelgate_api::openai::{ErrorBody, ErrorEnvelope};
+use modelgate_codec::CodecError;
+use modelgate_core::ErrorClass;
+use modelgate_providers::CallError;
+
+/// An error answered to the client in the OpenAI envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub class: ErrorClass,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+    /// Passed on as `Retry-After` (429 only).
+    pub retry_after: Option<String>,
+}
+
+impl ApiError {
+    /// An error of `class` with a client-facing message.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ApiError {
+            class,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    /// A 400 naming `param`.
+    pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(ErrorClass::BadRequest, message);
+        e.param = Some(param.into());
+        e
+    }
+
+    /// Sets the `code`.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self.class {
+            ErrorClass::BadRequest | ErrorClass::UpstreamBadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorClass::UpstreamRateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::UpstreamAuth
+            | ErrorClass::UpstreamError
+            | ErrorClass::UpstreamUnavailable
+            | ErrorClass::StreamInterrupted => StatusCode::BAD_GATEWAY,
+            ErrorClass::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorClass::ClientDisconnected | ErrorClass::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The OpenAI `type` for this error.
+    pub fn openai_type(&self) -> &'static str {
+        match self.class {
+            ErrorClass::BadRequest
+            | ErrorClass::UpstreamBadRequest
+            | ErrorClass::PayloadTooLarge
+            | ErrorClass::NotFound => "invalid_request_error",
+            ErrorClass::Unauthorized => "authentication_error",
+            ErrorClass::Forbidden => "permission_error",
+            ErrorClass::UpstreamRateLimited => "rate_limit_error",
+            ErrorClass::UpstreamAuth
+            | ErrorClass::UpstreamError
+            | ErrorClass::UpstreamUnavailable
+            | ErrorClass::UpstreamTimeout
+            | ErrorClass::StreamInterrupted => "api_error",
+            ErrorClass::ClientDisconnected | ErrorClass::Internal => "server_error",
+        }
+    }
+
+    /// The envelope body.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorBody {
+                message: self.message.clone(),
+                kind: self.openai_type().to_owned(),
+                param: self.param.clone(),
+                code: Some(
+                    self.code
+                        .clone()
+                        .unwrap_or_else(|| self.class.as_str().to_owned()),
+                ),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.envelope()).unwrap_or_default();
+        let mut resp = (self.status(), body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.class == ErrorClass::UpstreamRateLimited {
+            let ra = self.retry_after.as_deref().unwrap_or("1");
+            if let Ok(v) = HeaderValue::from_str(ra) {
+                h.insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<CodecError> for ApiError {
+    fn from(e: CodecError) -> Self {
+        let mut err = ApiError::new(ErrorClass::BadRequest, e.message);
+        if !e.param.is_empty() {
+            err.param = Some(e.param);
+        }
+        err.code = Some("unsupported_parameter".into());
+        err
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Codec(c) => c.into(),
+            CallError::Upstream {
+                failure,
+                retry_after,
+            } => {
+                let message = match failure.class {
+                    ErrorClass::UpstreamAuth => format!(
+                        "{} (the gateway's provider credentials were rejected; check the deployment's API key)",
+                        failure.message
+                    ),
+                    _ => failure.message,
+                };
+                ApiError {
+                    class: failure.class,
+                    message,
+                    param: None,
+                    code: failure
+                        .upstream_code
+                        .or_else(|| Some(failure.class.as_str().to_owned())),
+                    retry_after,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_cover_the_contract() {
+        let s = |c| ApiError::new(c, "m").status().as_u16();
+        assert_eq!(s(ErrorClass::BadRequest), 400);
+        assert_eq!(s(ErrorClass::Unauthorized), 401);
+        assert_eq!(s(ErrorClass::NotFound), 404);
+        assert_eq!(s(ErrorClass::PayloadTooLarge), 413);
+        assert_eq!(s(ErrorClass::UpstreamRateLimited), 429);
+        assert_eq!(s(ErrorClass::UpstreamError), 502);
+        assert_eq!(s(ErrorClass::UpstreamTimeout), 504);
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let mut e = ApiError::new(ErrorClass::UpstreamRateLimited, "slow down");
+        e.retry_after = Some("7".into());
+        let r = e.into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+    }
+}

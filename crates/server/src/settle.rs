@@ -1,0 +1,164 @@
+//! Settlement: turning what happened to a request into one log record.
+//!
+//! A [`Settle`] is created when a request enters the pipeline and writes its
+//! record when dropped — after the response completed, after an error, or when
+//! the client went away and the response future or stream body was dropped.
+//! That drop guard is what guarantees one record per request.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use modelgate_core::{ErrorClass, Price, Usage, estimate_tokens};
+use modelgate_providers::Target;
+use modelgate_store::{LogSink, RequestRecord};
+
+use crate::error::ApiError;
+
+/// The status recorded for a request the client abandoned (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// Accumulates one request's outcome; writes it on drop.
+pub struct Settle {
+    log: LogSink,
+    started: Instant,
+    rec: RequestRecord,
+    price: Option<Price>,
+    /// Tokens in the prompt by our estimate, used when the provider reports none.
+    pub input_estimate: u64,
+    usage: Option<Usage>,
+    content_chars: usize,
+    first_content: Option<Instant>,
+}
+
+impl Settle {
+    /// Starts settling a request of `route` (`chat`, `embeddings`).
+    pub fn new(log: &LogSink, request_id: &str, route: &str) -> Settle {
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Settle {
+            log: log.clone(),
+            started: Instant::now(),
+            rec: RequestRecord {
+                id: request_id.to_owned(),
+                started_at_ms,
+                caller: "unknown".into(),
+                route: route.to_owned(),
+                status: CLIENT_CLOSED,
+                error_class: Some(ErrorClass::ClientDisconnected.as_str().into()),
+                ..RequestRecord::default()
+            },
+            price: None,
+            input_estimate: 0,
+            usage: None,
+            content_chars: 0,
+            first_content: None,
+        }
+    }
+
+    /// Records who called.
+    pub fn caller(&mut self, label: &str) {
+        self.rec.caller = label.to_owned();
+    }
+
+    /// Records the request's model, stream flag, end user and metadata.
+    pub fn request(
+        &mut self,
+        model: &str,
+        stream: bool,
+        user: Option<&str>,
+        metadata: Option<String>,
+    ) {
+        self.rec.requested_model = model.to_owned();
+        self.rec.stream = stream;
+        self.rec.end_user = user.map(str::to_owned);
+        self.rec.metadata = metadata;
+    }
+
+    /// Records where the request went.
+    pub fn target(&mut self, t: &Target) {
+        self.rec.provider = Some(t.deployment.provider.as_str().to_owned());
+        self.rec.deployment = Some(t.deployment.name.clone());
+        self.rec.upstream_model = Some(t.upstream_model.clone());
+        self.price = t.deployment.price;
+    }
+
+    /// The request failed with `e` (before or instead of a response body).
+    pub fn fail(&mut self, e: &ApiError) {
+        self.rec.status = e.status().as_u16();
+        self.rec.error_class = Some(e.class.as_str().to_owned());
+        self.rec.error_message = Some(e.message.clone());
+    }
+
+    /// The request succeeded with `status`; `usage` as reported by the provider.
+    pub fn ok(&mut self, status: u16, usage: Option<Usage>) {
+        self.rec.status = status;
+        self.rec.error_class = None;
+        self.rec.error_message = None;
+        if usage.is_some() {
+            self.usage = usage;
+        }
+    }
+
+    /// A stream chunk went to the client.
+    pub fn chunk(&mut self, has_content: bool, content_chars: usize, usage: Option<Usage>) {
+        if has_content && self.first_content.is_none() {
+            self.first_content = Some(Instant::now());
+        }
+        self.content_chars += content_chars;
+        if usage.is_some() {
+            self.usage = usage;
+        }
+    }
+
+    /// Whether any content reached the client.
+    pub fn content_sent(&self) -> bool {
+        self.first_content.is_some()
+    }
+
+    /// A stream broke after it had started; `class` of the upstream failure.
+    pub fn stream_failed(&mut self, class: ErrorClass, message: &str) {
+        self.rec.error_class = Some(if self.content_sent() {
+            ErrorClass::StreamInterrupted.as_str().to_owned()
+        } else {
+            class.as_str().to_owned()
+        });
+        self.rec.error_message = Some(message.to_owned());
+    }
+
+    fn finalize(&mut self) -> RequestRecord {
+        let mut rec = std::mem::take(&mut self.rec);
+        rec.latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        rec.ttft_us = self
+            .first_content
+            .map(|t| u64::try_from(t.duration_since(self.started).as_micros()).unwrap_or(u64::MAX));
+        let mut usage = self.usage.unwrap_or_default();
+        let attempted = rec.provider.is_some();
+        // The prompt counts as spent once the upstream accepted it (success, a
+        // started stream, or a client that left while waiting).
+        let billed = rec.status == 200 || rec.status == CLIENT_CLOSED;
+        if self.usage.is_none() && attempted && billed {
+            usage.input_tokens = self.input_estimate;
+            usage.estimated = true;
+        }
+        if usage.output_tokens == 0 && self.content_chars > 0 {
+            usage.output_tokens = estimate_tokens(self.content_chars);
+            usage.estimated = true;
+        }
+        rec.input_tokens = usage.input_tokens;
+        rec.output_tokens = usage.output_tokens;
+        rec.cached_tokens = usage.cache_read_tokens;
+        rec.cache_write_tokens = usage.cache_write_tokens;
+        rec.reasoning_tokens = usage.reasoning_tokens;
+        rec.usage_estimated = usage.estimated;
+        rec.cost_nanos = self.price.map(|p| p.cost(&usage).0);
+        rec
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        let rec = self.finalize();
+        self.log.record(rec);
+    }
+}

@@ -1,0 +1,173 @@
+//! Application state, built once at start and shared by every request.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use modelgate_config::{Config, ProviderKind};
+use modelgate_core::ErrorClass;
+use modelgate_providers::{Target, Upstreams, mock};
+use modelgate_store::{LogSink, Store};
+
+use crate::error::ApiError;
+
+/// Everything a request needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+/// The shared parts.
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub upstreams: Upstreams,
+    pub store: Store,
+    pub log: LogSink,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The master key.
+    Master,
+    /// No key configured (loopback-only mode).
+    Anonymous,
+}
+
+impl Caller {
+    /// The label stored in the request log.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Caller::Master => "master",
+            Caller::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// Problems that stop the state from being built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A configured mock model names an unknown behaviour.
+    #[error("models: {name}: {message}")]
+    BadMockModel { name: String, message: String },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl AppState {
+    /// Builds the state; checks what config validation could not (mock behaviours).
+    pub fn new(config: Arc<Config>, store: Store, log: LogSink) -> Result<AppState, StateError> {
+        for (name, d) in &config.models {
+            if d.provider == ProviderKind::Mock
+                && let Err(message) = mock::parse(&d.upstream_model)
+            {
+                return Err(StateError::BadMockModel {
+                    name: name.clone(),
+                    message,
+                });
+            }
+        }
+        let upstreams = Upstreams::new(&config).map_err(|e| StateError::Http(e.to_string()))?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                upstreams,
+                store,
+                log,
+            }),
+        })
+    }
+
+    /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let Some(master) = &self.inner.config.server.master_key else {
+            return Ok(Caller::Anonymous);
+        };
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim);
+        match presented {
+            None | Some("") => Err(ApiError::new(
+                ErrorClass::Unauthorized,
+                "Missing API key. Send the gateway key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+            )
+            .with_code("missing_api_key")),
+            Some(k) if constant_time_eq(k.as_bytes(), master.expose().as_bytes()) => Ok(Caller::Master),
+            Some(_) => Err(ApiError::new(ErrorClass::Unauthorized, "Invalid API key.")
+                .with_code("invalid_api_key")),
+        }
+    }
+
+    /// Resolves a public model name to where it is served.
+    pub fn resolve(&self, model: &str) -> Result<Target, ApiError> {
+        let config = &self.inner.config;
+        if model.is_empty() {
+            return Err(ApiError::bad_param(
+                "model",
+                "You must provide a model parameter.",
+            ));
+        }
+        if let Some(d) = config.models.get(model) {
+            return Ok(Target {
+                deployment: d.clone(),
+                upstream_model: d.upstream_model.clone(),
+            });
+        }
+        if let Some((prefix, rest)) = model.split_once('/')
+            && !rest.is_empty()
+            && let Some(d) = config.prefixes.get(prefix)
+        {
+            if d.provider == ProviderKind::Mock
+                && let Err(m) = mock::parse(rest)
+            {
+                return Err(not_found(model, &m));
+            }
+            return Ok(Target {
+                deployment: d.clone(),
+                upstream_model: rest.to_owned(),
+            });
+        }
+        let hint = match model.split_once('/') {
+            Some(("openai", _)) => "set OPENAI_API_KEY to serve openai/<model>".to_owned(),
+            Some(("anthropic", _)) => "set ANTHROPIC_API_KEY to serve anthropic/<model>".to_owned(),
+            _ => "see GET /v1/models for the models this gateway serves".to_owned(),
+        };
+        Err(not_found(model, &hint))
+    }
+}
+
+fn not_found(model: &str, hint: &str) -> ApiError {
+    let mut e = ApiError::new(
+        ErrorClass::NotFound,
+        format!("The model `{model}` does not exist or you do not have access to it ({hint})."),
+    )
+    .with_code("model_not_found");
+    e.param = Some("model".into());
+    e
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_eq() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
