@@ -226,6 +226,14 @@ impl Stream for SseBody {
     }
 }
 
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        if !self.done {
+            self.settle.client_gone();
+        }
+    }
+}
+
 /// The terminal event for a stream that broke: an OpenAI error object (the
 /// official SDKs raise `APIError` on it), and no `[DONE]` after it.
 fn error_event(failure: modelgate_codec::UpstreamFailure) -> Bytes {

@@ -126,6 +126,13 @@ impl Settle {
         self.rec.error_message = Some(message.to_owned());
     }
 
+    /// The client went away before the response finished.
+    pub fn client_gone(&mut self) {
+        self.rec.status = CLIENT_CLOSED;
+        self.rec.error_class = Some(ErrorClass::ClientDisconnected.as_str().to_owned());
+        self.rec.error_message = Some("client disconnected before the response finished".into());
+    }
+
     fn finalize(&mut self) -> RequestRecord {
         let mut rec = std::mem::take(&mut self.rec);
         rec.latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -21,7 +21,8 @@ pub struct RequestRecord {
     pub deployment: Option<String>,
     pub upstream_model: Option<String>,
     pub stream: bool,
-    /// The HTTP status the client got (for streams: 200, with `error_class` set if it broke).
+    /// The HTTP status the client got (a stream that broke keeps 200 and sets
+    /// `error_class`); 499 when the client went away first.
     pub status: u16,
     pub error_class: Option<String>,
     /// Short, secret-free description of the failure.

@@ -1,1 +1,522 @@
+//! Test kit (dev only): a scriptable mock upstream.
+//!
+//! One server answers `POST /v1/chat/completions`, `/v1/embeddings` (OpenAI
+//! format) and `/v1/messages` (Anthropic format). Tests queue [`Reply`]s per
+//! path; with an empty queue each path answers a canned success. Every request
+//! is recorded (method, path, headers, body), and streams that the client
+//! abandons before their end are counted, so tests can prove the gateway
+//! cancels upstream work. Faults: any status and body, `Retry-After`, stalls,
+//! connection resets mid-stream, and SSE split at awkward byte boundaries.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// How SSE bytes are cut into writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// One write per event.
+    Events,
+    /// Fixed-size pieces of this many bytes.
+    Bytes(usize),
+    /// Pseudo-random pieces of 1 to 7 bytes (deterministic), cutting through
+    /// `data:` prefixes, CRLFs and UTF-8 sequences.
+    Awkward,
+}
+
+/// How a scripted stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Body completes normally.
+    Clean,
+    /// The connection is reset (body errors) after the events.
+    Reset,
+    /// The server goes silent after the events and never finishes.
+    Stall,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A JSON response.
+    Json {
+        status: u16,
+        body: Value,
+        headers: Vec<(String, String)>,
+    },
+    /// A raw (non-JSON) body with a status.
+    Raw { status: u16, body: String },
+    /// An SSE stream of complete events (`"data: {...}\n\n"` strings).
+    Sse {
+        events: Vec<String>,
+        split: Split,
+        /// Pause before each write after the first.
+        gap: Duration,
+        end: End,
+    },
+    /// Never answer.
+    Stall,
+}
+
+impl Reply {
+    /// A 200 JSON reply.
+    pub fn json(body: Value) -> Reply {
+        Reply::Json {
+            status: 200,
+            body,
+            headers: vec![],
+        }
+    }
+
+    /// An error reply with a JSON body.
+    pub fn error(status: u16, body: Value) -> Reply {
+        Reply::Json {
+            status,
+            body,
+            headers: vec![],
+        }
+    }
+
+    /// A clean SSE stream.
+    pub fn sse(events: Vec<String>, split: Split) -> Reply {
+        Reply::Sse {
+            events,
+            split,
+            gap: Duration::ZERO,
+            end: End::Clean,
+        }
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<HashMap<String, VecDeque<Reply>>>,
+    recorded: Mutex<Vec<Recorded>>,
+    cancelled: AtomicUsize,
+    completed: AtomicUsize,
+    notify: Notify,
+}
+
+/// A running mock upstream on 127.0.0.1 (stopped when dropped).
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockUpstream {
+    /// Starts on an ephemeral loopback port.
+    pub async fn start() -> MockUpstream {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockUpstream { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues `reply` for the next request to `path`.
+    pub fn push(&self, path: &str, reply: Reply) {
+        self.shared
+            .queues
+            .lock()
+            .unwrap()
+            .entry(path.to_owned())
+            .or_default()
+            .push_back(reply);
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.recorded.lock().unwrap().clone()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Recorded {
+        self.requests().pop().expect("no request recorded")
+    }
+
+    /// Streams dropped by the client before they ended.
+    pub fn cancelled(&self) -> usize {
+        self.shared.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Streams sent to their end.
+    pub fn completed(&self) -> usize {
+        self.shared.completed.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until at least `n` streams were cancelled; returns the count.
+    pub async fn wait_cancelled(&self, n: usize, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.notify.notified();
+            if self.cancelled() >= n {
+                return self.cancelled();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.cancelled();
+            }
+        }
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    shared.recorded.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    let scripted = shared
+        .queues
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front);
+    let is_stream = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("stream").and_then(Value::as_bool))
+        .unwrap_or(false);
+    let reply = scripted.unwrap_or_else(|| default_reply(&path, is_stream));
+    render(reply, shared).await
+}
+
+fn default_reply(path: &str, stream: bool) -> Reply {
+    match (path, stream) {
+        ("/v1/chat/completions", false) => Reply::json(openai_completion("Hello from upstream.")),
+        ("/v1/chat/completions", true) => Reply::sse(
+            openai_stream(&["Hello", " from", " upstream."], true),
+            Split::Events,
+        ),
+        ("/v1/messages", false) => Reply::json(anthropic_message("Hello from Claude.")),
+        ("/v1/messages", true) => Reply::sse(
+            anthropic_stream(&["Hello", " from", " Claude."]),
+            Split::Events,
+        ),
+        ("/v1/embeddings", _) => Reply::json(json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 3, "total_tokens": 3}
+        })),
+        _ => Reply::error(
+            404,
+            json!({"error": {"message": format!("no route {path}"), "type": "invalid_request_error"}}),
+        ),
+    }
+}
+
+struct StreamGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let counter = if self.finished {
+            &self.shared.completed
+        } else {
+            &self.shared.cancelled
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.shared.notify.notify_waiters();
+    }
+}
+
+async fn render(reply: Reply, shared: Arc<Shared>) -> Response {
+    match reply {
+        Reply::Json {
+            status,
+            body,
+            headers,
+        } => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+            for (k, v) in headers {
+                r.headers_mut().insert(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(&v).unwrap(),
+                );
+            }
+            r
+        }
+        Reply::Raw { status, body } => {
+            (StatusCode::from_u16(status).unwrap(), body).into_response()
+        }
+        Reply::Stall => {
+            std::future::pending::<()>().await;
+            StatusCode::OK.into_response()
+        }
+        Reply::Sse {
+            events,
+            split,
+            gap,
+            end,
+        } => {
+            let bytes = events.concat().into_bytes();
+            let pieces = cut(&bytes, split, &events);
+            let mut guard = StreamGuard {
+                shared,
+                finished: false,
+            };
+            let n = pieces.len();
+            let body =
+                stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| async move {
+                    if i > 0 && !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                    (i, p)
+                });
+            let body = body
+                .map(move |(i, p)| {
+                    let last = i + 1 == n;
+                    (last, p)
+                })
+                .chain(stream::once(async { (true, Vec::new()) }))
+                .then(move |(last, p)| async move {
+                    if last && p.is_empty() {
+                        match end {
+                            End::Clean => None,
+                            End::Reset => Some(Err(std::io::Error::other("reset"))),
+                            End::Stall => {
+                                std::future::pending::<()>().await;
+                                None
+                            }
+                        }
+                    } else {
+                        Some(Ok(Bytes::from(p)))
+                    }
+                })
+                .take_while(|x| std::future::ready(x.is_some()))
+                .filter_map(std::future::ready)
+                .chain(stream::once(async move {
+                    guard.finished = true;
+                    drop(guard);
+                    Ok(Bytes::new())
+                }));
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(body))
+                .unwrap()
+        }
+    }
+}
+
+fn cut(bytes: &[u8], split: Split, events: &[String]) -> Vec<Vec<u8>> {
+    match split {
+        Split::Events => events.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        Split::Bytes(n) => bytes.chunks(n.max(1)).map(<[u8]>::to_vec).collect(),
+        Split::Awkward => {
+            let mut out = Vec::new();
+            let mut i = 0;
+            let mut seed: u32 = 0x9e37_79b9;
+            while i < bytes.len() {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let len = 1 + (seed % 7) as usize;
+                let end = (i + len).min(bytes.len());
+                out.push(bytes[i..end].to_vec());
+                i = end;
+            }
+            out
+        }
+    }
+}
+
+/// A canned OpenAI `chat.completion`.
+pub fn openai_completion(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-upstream-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13,
+                  "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0}},
+        "system_fingerprint": "fp_test",
+        "service_tier": "default"
+    })
+}
+
+/// OpenAI stream events (`data: ...\n\n`) for `pieces`, ending in a finish
+/// chunk, an optional usage chunk, and `[DONE]`.
+pub fn openai_stream(pieces: &[&str], with_usage: bool) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        let mut c = json!({
+            "id": "chatcmpl-upstream-s", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_test",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        if with_usage {
+            c["usage"] = Value::Null;
+        }
+        format!("data: {c}\n\n")
+    };
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
+    for p in pieces {
+        out.push(chunk(json!({"content": p}), Value::Null));
+    }
+    out.push(chunk(json!({}), json!("stop")));
+    if with_usage {
+        let u = json!({
+            "id": "chatcmpl-upstream-s", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "gpt-4o-mini-2024-07-18", "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": pieces.len(), "total_tokens": 9 + pieces.len()}
+        });
+        out.push(format!("data: {u}\n\n"));
+    }
+    out.push("data: [DONE]\n\n".into());
+    out
+}
+
+/// A canned Anthropic `message`.
+pub fn anthropic_message(text: &str) -> Value {
+    json!({
+        "id": "msg_01Test",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {"input_tokens": 12, "output_tokens": 5,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4}
+    })
+}
+
+/// Anthropic stream events (with `event:` lines) for a text answer.
+pub fn anthropic_stream(pieces: &[&str]) -> Vec<String> {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut out = vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_01Stream", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+    ];
+    for p in pieces {
+        out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
+    }
+    out.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": pieces.len()}})));
+    out.push(ev("message_stop", json!({"type": "message_stop"})));
+    out
+}
+
+/// Anthropic stream events for a tool call whose input JSON arrives in `parts`.
+pub fn anthropic_tool_stream(name: &str, parts: &[&str]) -> Vec<String> {
+    let ev = |n: &str, data: Value| format!("event: {n}\ndata: {data}\n\n");
+    let mut out = vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_01Tool", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me check."}}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_01", "name": name, "input": {}}}),
+        ),
+    ];
+    for p in parts {
+        out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": p}})));
+    }
+    out.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    ));
+    out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}})));
+    out.push(ev("message_stop", json!({"type": "message_stop"})));
+    out
+}

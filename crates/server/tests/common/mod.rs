@@ -1,0 +1,123 @@
+//! Harness: the real gateway on 127.0.0.1:0 with an in-memory store.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelgate_config::{Config, MapEnv};
+use modelgate_store::{LogSink, LogWriter, RequestRecord, Store};
+use tokio::sync::oneshot;
+
+pub struct Gateway {
+    pub url: String,
+    pub store: Store,
+    pub sink: LogSink,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<bool>>>,
+    writer: Option<LogWriter>,
+}
+
+impl Gateway {
+    /// Starts with `yaml` (may be empty) and environment pairs.
+    pub async fn start(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_with_grace(yaml, env, Duration::from_secs(30)).await
+    }
+
+    pub async fn start_with_grace(yaml: &str, env: &[(&str, &str)], grace: Duration) -> Gateway {
+        let env = MapEnv(
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        let cfg = Config::load(if yaml.is_empty() { None } else { Some(yaml) }, &env)
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        let store = Store::open_memory().await.unwrap();
+        let (sink, writer) = modelgate_store::spawn_log_writer(store.clone());
+        let state =
+            modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(modelgate_server::serve(
+            listener,
+            state,
+            async move {
+                let _ = rx.await;
+            },
+            grace,
+        ));
+        Gateway {
+            url,
+            store,
+            sink,
+            shutdown: Some(tx),
+            task: Some(task),
+            writer: Some(writer),
+        }
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        Self::client().post(format!("{}{path}", self.url))
+    }
+
+    /// Signals shutdown (the server stops accepting and drains).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the server to finish draining; returns whether it drained in time.
+    pub async fn join(&mut self) -> bool {
+        let task = self.task.take().unwrap();
+        let drained = task.await.unwrap().unwrap();
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        drained
+    }
+
+    /// All log records, after flushing the writer.
+    pub async fn records(&self) -> Vec<RequestRecord> {
+        self.sink.flush().await;
+        self.store.recent_requests(10_000).await.unwrap()
+    }
+
+    /// Waits (bounded) until a record with `id` exists.
+    pub async fn record(&self, id: &str) -> RequestRecord {
+        for _ in 0..200 {
+            self.sink.flush().await;
+            if let Some(r) = self.store.get_request(id).await.unwrap() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no record for {id}");
+    }
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    let mut p = modelgate_codec::sse::SseParser::new();
+    let mut out = vec![];
+    p.push(body.as_bytes(), &mut out);
+    p.finish(&mut out);
+    out.into_iter().map(|e| e.data).collect()
+}
+
+/// Concatenated `delta.content` of OpenAI chunks.
+pub fn stream_text(data: &[String]) -> String {
+    data.iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
