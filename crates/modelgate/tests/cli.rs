@@ -1,0 +1,69 @@
+//! The `modelgate` binary's commands.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_modelgate"))
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mg-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn version_prints() {
+    let out = bin().arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("modelgate "));
+}
+
+#[test]
+fn print_schema_is_json_schema() {
+    let out = bin().arg("print-schema").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["properties"]["models"].is_object());
+}
+
+#[test]
+fn validate_config_reports_every_error_with_path() {
+    let p = temp_file(
+        "bad.yaml",
+        "server:\n  listen: 1.2.3\nmodels:\n  - name: a\n    provider: openia\n    model: x\n  - name: b\n    provider: mock\n    model: echo\n    colour: red\n",
+    );
+    let out = bin().arg("validate-config").arg(&p).env_remove("MODELGATE_MASTER_KEY").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 errors"), "{err}");
+    assert!(err.contains("server.listen:"), "{err}");
+    assert!(err.contains("models[0].provider:"), "{err}");
+    assert!(err.contains("models[1].colour"), "{err}");
+}
+
+#[test]
+fn validate_config_accepts_a_good_file() {
+    let p = temp_file(
+        "good.yaml",
+        "models:\n  - name: local\n    provider: openai_compatible\n    model: llama3\n    base_url: http://127.0.0.1:11434/v1\n",
+    );
+    let out = bin().arg("validate-config").arg(&p).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn refuses_public_bind_without_a_master_key() {
+    let out = bin()
+        .args(["serve", "--listen", "0.0.0.0:0", "--db"])
+        .arg(std::env::temp_dir().join(format!("mg-cli-refuse-{}.db", std::process::id())))
+        .env_remove("MODELGATE_MASTER_KEY")
+        .env_remove("MODELGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a master key"), "{err}");
+}
