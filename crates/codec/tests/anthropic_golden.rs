@@ -5,7 +5,6 @@
 //! (<https://docs.anthropic.com/en/api/messages>,
 //! <https://docs.anthropic.com/en/docs/build-with-claude/streaming>); stream
 //! fixtures are raw SSE text run through our own SSE parser first.
-
 // Helpers outside `#[test]` functions are not covered by clippy's
 // `allow-unwrap-in-tests`; here a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]

@@ -149,13 +149,14 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     for (path, m) in models {
         let name = m.name.clone();
         if let Some(d) = validate_model(m, &path, env, &mut errs) {
-            if by_name.contains_key(&name) {
-                errs.push(
+            match by_name.entry(name) {
+                std::collections::btree_map::Entry::Occupied(e) => errs.push(
                     format!("{path}.name"),
-                    format!("duplicate model name {name:?}"),
-                );
-            } else {
-                by_name.insert(name, Arc::new(d));
+                    format!("duplicate model name {:?}", e.key()),
+                ),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(Arc::new(d));
+                }
             }
         }
     }
@@ -449,7 +450,7 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
 
 fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> {
     let mut conv = |field: &str, usd: f64| -> Option<u64> {
-        if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+        if !usd.is_finite() || !(0.0..=1_000_000.0).contains(&usd) {
             errs.push(
                 format!("{path}.{field}"),
                 format!("{usd} is not a price in USD per 1M tokens (0 to 1000000)"),

@@ -1,4 +1,5 @@
 //! The `modelgate` binary's commands.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
 

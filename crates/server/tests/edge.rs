@@ -1,4 +1,5 @@
 //! The HTTP edge: auth, limits, ids, errors, the mock provider, and graceful drain.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The gateway in front of an OpenAI-format upstream (mock server speaking the real wire format).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

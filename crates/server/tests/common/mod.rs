@@ -1,5 +1,5 @@
 //! Harness: the real gateway on 127.0.0.1:0 with an in-memory store.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the OpenAI Python SDK compatibility suite (tests/sdk) against a locally
+# built gateway.
+#
+# Environment:
+#   MODELGATE_BIN     gateway binary (default: ${CARGO_TARGET_DIR:-<repo>/target}/debug/modelgate;
+#                     built with `cargo build -p modelgate` when missing)
+#   SDK_VENV          virtualenv to create/reuse (default: <repo>/.venv)
+#   PYTHON            interpreter used to create the virtualenv (default: python3)
+# Extra arguments are passed to pytest (e.g. `scripts/sdk-tests.sh -k streaming`).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SDK_VENV:-$repo/.venv}"
+python="${PYTHON:-python3}"
+requirements="$repo/tests/sdk/requirements.txt"
+
+# --- Python environment -----------------------------------------------------
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "sdk-tests: creating virtualenv at $venv" >&2
+    "$python" -m venv "$venv"
+fi
+stamp="$venv/.modelgate-sdk-requirements"
+if [[ ! -f "$stamp" ]] || ! cmp -s "$requirements" "$stamp"; then
+    echo "sdk-tests: installing $requirements" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+fi
+
+# --- Gateway binary ---------------------------------------------------------
+if [[ -z "${MODELGATE_BIN:-}" ]]; then
+    MODELGATE_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/modelgate"
+    if [[ ! -x "$MODELGATE_BIN" ]]; then
+        echo "sdk-tests: building the gateway (cargo build -p modelgate)" >&2
+        (cd "$repo" && cargo build -p modelgate)
+    fi
+fi
+if [[ ! -x "$MODELGATE_BIN" ]]; then
+    echo "sdk-tests: gateway binary not found or not executable: $MODELGATE_BIN" >&2
+    exit 2
+fi
+export MODELGATE_BIN
+
+# --- Run ----------------------------------------------------------------------
+cd "$repo/tests/sdk"
+log="$(mktemp "${TMPDIR:-/tmp}/modelgate-sdk-tests.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+set +e
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" . 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary="$(grep -E '^=*\s*[0-9]+ (passed|failed|error|skipped|deselected)|^=*\s*no tests ran' "$log" | tail -n 1 || true)"
+echo "sdk-tests: ${summary:-no pytest summary line (exit status $status)}"
+exit "$status"
