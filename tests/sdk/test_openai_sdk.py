@@ -242,6 +242,18 @@ class TestChat:
         assert c.choices[0].message.content == "What is in this image?"
         assert_usage_consistent(c.usage)
 
+    def test_several_text_parts_are_joined(self, client):
+        c = client.chat.completions.create(
+            model=ECHO,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "one "}, {"type": "text", "text": "two"}],
+                }
+            ],
+        )
+        assert c.choices[0].message.content == "one two"
+
     def test_unknown_extra_field_accepted(self, client):
         c = client.chat.completions.create(
             model=ECHO,
@@ -292,6 +304,18 @@ class TestStreaming:
         assert with_choices[0].choices[0].delta.role == "assistant"
         assert with_choices[-1].choices[0].finish_reason == "stop"
         assert all(ch.choices[0].finish_reason is None for ch in with_choices[:-1])
+
+    def test_unicode_survives_chunking(self, client):
+        # More chunks than words: the mock splits inside words, so multi-byte
+        # characters must not be cut.
+        prompt = "héllo wörld 🌍 ünïcödé 日本語"
+        chunks = collect(
+            client.chat.completions.create(
+                model="mock/echo?chunks=12", messages=user(prompt), stream=True
+            )
+        )
+        assert content_of(chunks) == prompt
+        assert len([ch for ch in chunks if ch.choices and ch.choices[0].delta.content]) == 12
 
     def test_stream_matches_non_stream(self, client):
         full = client.chat.completions.create(model=TEXT, messages=user("hi"))
@@ -575,6 +599,16 @@ class TestEmbeddings:
         values = struct.unpack("<4f", base64.b64decode(emb))
         assert norm(values) == pytest.approx(1.0, abs=1e-5)
 
+    def test_token_array_inputs(self, client):
+        one = client.embeddings.create(model=ECHO, input=[1, 2, 3], encoding_format="float")
+        assert len(one.data) == 1
+        many = client.embeddings.create(
+            model=ECHO, input=[[1, 2], [3, 4], [1, 2]], encoding_format="float"
+        )
+        assert [d.index for d in many.data] == [0, 1, 2]
+        assert many.data[0].embedding == many.data[2].embedding
+        assert many.data[0].embedding != many.data[1].embedding
+
     def test_user_accepted(self, client):
         e = client.embeddings.create(model=ECHO, input="x", user="u-1", encoding_format="float")
         assert len(e.data) == 1
@@ -587,6 +621,12 @@ class TestEmbeddings:
         with pytest.raises(openai.BadRequestError) as ei:
             client.embeddings.create(model=ECHO, input=[])
         assert ei.value.param == "input"
+        with pytest.raises(openai.InternalServerError) as ei:
+            client.embeddings.create(model="mock/error-500", input="x")
+        assert ei.value.status_code == 502
+        with pytest.raises(openai.APIStatusError) as ei:
+            client.embeddings.create(model="slow", input="x")
+        assert ei.value.status_code == 504
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust workspace (unit, golden, property, integration) and
+# the official OpenAI Python SDK against the real gateway binary.
+# Tests that need PostgreSQL or Redis read DATABASE_URL / REDIS_URL and say
+# plainly when they are skipped.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+echo "==> cargo test (workspace)"
+cargo test --workspace --locked
+
+echo "==> OpenAI SDK compatibility tests"
+export MODELGATE_BIN="${MODELGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/modelgate}"
+"$repo/scripts/sdk-tests.sh"
