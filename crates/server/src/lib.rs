@@ -5,10 +5,10 @@
 //! (that is `modelgate-providers` / `modelgate-codec`).
 //!
 //! # Middleware order (outermost first)
-//! 1. `CatchPanicLayer` — a panic in one request becomes a 500 in the OpenAI
+//! 1. [`edge::request_id`] — takes a well-formed `x-request-id` or makes a UUIDv7,
+//!    and echoes it on every response (panics and 404s included).
+//! 2. `CatchPanicLayer` — a panic in one request becomes a 500 in the OpenAI
 //!    envelope; the process and other requests are unaffected.
-//! 2. [`edge::request_id`] — takes a well-formed `x-request-id` or makes a UUIDv7,
-//!    and echoes it on every response.
 //! 3. The route handler, which runs the LLM pipeline as explicit phases (see
 //!    [`chat`]): authenticate → read body (limit enforced while reading) →
 //!    decode (400 names the field) → validate → resolve model (404) → call
@@ -50,8 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .fallback(edge::unknown_route)
-        .layer(axum::middleware::from_fn(edge::request_id))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(edge::request_id))
         .with_state(state)
 }
 
