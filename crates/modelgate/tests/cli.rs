@@ -36,7 +36,12 @@ fn validate_config_reports_every_error_with_path() {
         "bad.yaml",
         "server:\n  listen: 1.2.3\nmodels:\n  - name: a\n    provider: openia\n    model: x\n  - name: b\n    provider: mock\n    model: echo\n    colour: red\n",
     );
-    let out = bin().arg("validate-config").arg(&p).env_remove("MODELGATE_MASTER_KEY").output().unwrap();
+    let out = bin()
+        .arg("validate-config")
+        .arg(&p)
+        .env_remove("MODELGATE_MASTER_KEY")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 errors"), "{err}");
@@ -52,7 +57,11 @@ fn validate_config_accepts_a_good_file() {
         "models:\n  - name: local\n    provider: openai_compatible\n    model: llama3\n    base_url: http://127.0.0.1:11434/v1\n",
     );
     let out = bin().arg("validate-config").arg(&p).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -66,5 +75,8 @@ fn refuses_public_bind_without_a_master_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a master key"), "{err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a master key"),
+        "{err}"
+    );
 }

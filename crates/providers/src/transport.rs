@@ -142,10 +142,11 @@ impl Upstreams {
                 Ok(b) => b,
                 Err(_) => Bytes::new(),
             };
-        let failure = match d.provider {
+        let mut failure = match d.provider {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
             _ => openai::classify_error(status, &body, provider),
         };
+        redact_secrets(&mut failure.message, d);
         Err(CallError::Upstream {
             failure,
             retry_after,
@@ -400,6 +401,21 @@ impl AnthropicStream {
     fn fail(&mut self, f: UpstreamFailure) {
         self.queue.push_back(StreamItem::Failed(f));
         self.finished = true;
+    }
+}
+
+/// Upstreams sometimes quote the credential they rejected; never pass it on.
+fn redact_secrets(message: &mut String, d: &Deployment) {
+    let secrets = d
+        .api_key
+        .iter()
+        .chain(d.headers.iter().map(|(_, v)| v))
+        .map(|s| s.expose())
+        .filter(|s| s.len() >= 4);
+    for s in secrets {
+        if message.contains(s) {
+            *message = message.replace(s, "[redacted]");
+        }
     }
 }
 
