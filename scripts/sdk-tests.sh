@@ -4,7 +4,7 @@
 #
 # Environment:
 #   MODELGATE_BIN     gateway binary (default: ${CARGO_TARGET_DIR:-<repo>/target}/debug/modelgate;
-#                     built with `cargo build -p modelgate` when missing)
+#                     built with `cargo build -p modelgate` when that default is missing)
 #   SDK_VENV          virtualenv to create/reuse (default: <repo>/.venv)
 #   PYTHON            interpreter used to create the virtualenv (default: python3)
 # Extra arguments are passed to pytest (e.g. `scripts/sdk-tests.sh -k streaming`).
@@ -28,12 +28,12 @@ if [[ ! -f "$stamp" ]] || ! cmp -s "$requirements" "$stamp"; then
 fi
 
 # --- Gateway binary ---------------------------------------------------------
-if [[ -z "${MODELGATE_BIN:-}" ]]; then
-    MODELGATE_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/modelgate"
-    if [[ ! -x "$MODELGATE_BIN" ]]; then
-        echo "sdk-tests: building the gateway (cargo build -p modelgate)" >&2
-        (cd "$repo" && cargo build -p modelgate)
-    fi
+default_bin="${CARGO_TARGET_DIR:-$repo/target}/debug/modelgate"
+MODELGATE_BIN="${MODELGATE_BIN:-$default_bin}"
+# Build only when the missing binary is the one `cargo build` would produce.
+if [[ ! -x "$MODELGATE_BIN" && "$MODELGATE_BIN" == "$default_bin" ]]; then
+    echo "sdk-tests: building the gateway (cargo build -p modelgate)" >&2
+    (cd "$repo" && cargo build -p modelgate)
 fi
 if [[ ! -x "$MODELGATE_BIN" ]]; then
     echo "sdk-tests: gateway binary not found or not executable: $MODELGATE_BIN" >&2

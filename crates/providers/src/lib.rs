@@ -84,6 +84,20 @@ impl CallError {
     }
 }
 
+/// Applies the deployment's request timeout to an in-process mock call.
+async fn mock_deadline<T>(
+    target: &Target,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let limit = target.deployment.timeouts.request;
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::upstream(transport::timeout_failure(
+            "mock", limit,
+        ))),
+    }
+}
+
 impl Upstreams {
     /// Sends a chat request. `raw` is the client's body, forwarded with minimal
     /// edits to OpenAI-dialect upstreams.
@@ -98,17 +112,7 @@ impl Upstreams {
         match target.deployment.provider {
             OpenAi | OpenAiCompatible => self.openai_chat(target, req, raw, ctx).await,
             Anthropic => self.anthropic_chat(target, req, ctx).await,
-            Mock => {
-                let limit = target.deployment.timeouts.request;
-                match tokio::time::timeout(limit, mock::chat(&target.upstream_model, req, ctx))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(CallError::upstream(transport::timeout_failure(
-                        "mock", limit,
-                    ))),
-                }
-            }
+            Mock => mock_deadline(target, mock::chat(&target.upstream_model, req, ctx)).await,
         }
     }
 
@@ -130,17 +134,7 @@ impl Upstreams {
                     req.model
                 ),
             ))),
-            Mock => {
-                let limit = target.deployment.timeouts.request;
-                match tokio::time::timeout(limit, mock::embeddings(&target.upstream_model, req))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(CallError::upstream(transport::timeout_failure(
-                        "mock", limit,
-                    ))),
-                }
-            }
+            Mock => mock_deadline(target, mock::embeddings(&target.upstream_model, req)).await,
         }
     }
 }

@@ -245,17 +245,10 @@ fn injected_error(spec: &MockSpec, status: u16) -> CallError {
     }
 }
 
-fn spec_for(model: &str) -> Result<MockSpec, CallError> {
-    parse(model).map_err(|m| CallError::Codec(modelgate_codec::CodecError::new("model", m)))
-}
-
-/// Serves a chat request.
-pub async fn chat(
-    model: &str,
-    req: &ChatRequest,
-    ctx: &CallContext,
-) -> Result<ChatReply, CallError> {
-    let spec = spec_for(model)?;
+/// Parses the name, plays the failure behaviours, and waits out `ttft_ms`.
+async fn begin(model: &str) -> Result<MockSpec, CallError> {
+    let spec =
+        parse(model).map_err(|m| CallError::Codec(modelgate_codec::CodecError::new("model", m)))?;
     match spec.behaviour {
         Behaviour::Error(status) => return Err(injected_error(&spec, status)),
         Behaviour::Stall => std::future::pending::<()>().await,
@@ -264,6 +257,16 @@ pub async fn chat(
     if !spec.ttft.is_zero() {
         tokio::time::sleep(spec.ttft).await;
     }
+    Ok(spec)
+}
+
+/// Serves a chat request.
+pub async fn chat(
+    model: &str,
+    req: &ChatRequest,
+    ctx: &CallContext,
+) -> Result<ChatReply, CallError> {
+    let spec = begin(model).await?;
     let id = format!("chatcmpl-mock-{}", ctx.request_id);
     let model_name = format!("mock/{model}");
     let input = prompt_tokens(req);
@@ -456,15 +459,7 @@ pub async fn embeddings(
     model: &str,
     req: &EmbeddingsRequest,
 ) -> Result<EmbeddingsReply, CallError> {
-    let spec = spec_for(model)?;
-    match spec.behaviour {
-        Behaviour::Error(status) => return Err(injected_error(&spec, status)),
-        Behaviour::Stall => std::future::pending::<()>().await,
-        _ => {}
-    }
-    if !spec.ttft.is_zero() {
-        tokio::time::sleep(spec.ttft).await;
-    }
+    let spec = begin(model).await?;
     let dims = req.dimensions.unwrap_or(16).clamp(1, 4096) as usize;
     let items = req.input.items();
     let base64 = req.encoding_format.as_deref() == Some("base64");
