@@ -459,7 +459,7 @@ pub async fn embeddings(
     model: &str,
     req: &EmbeddingsRequest,
 ) -> Result<EmbeddingsReply, CallError> {
-    let spec = begin(model).await?;
+    begin(model).await?;
     let dims = req.dimensions.unwrap_or(16).clamp(1, 4096) as usize;
     let items = req.input.items();
     let base64 = req.encoding_format.as_deref() == Some("base64");
