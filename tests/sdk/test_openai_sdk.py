@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+import socket
 import struct
+import time
 
 import openai
 import pytest
@@ -53,6 +55,30 @@ TIME_TOOL = {
         "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
     },
 }
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict]:
+    """Reads one HTTP/1.1 response with a Content-Length body from `sock`."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("connection closed before a response arrived")
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("connection closed mid-body")
+        rest += data
+    return status, headers
 
 
 def user(text: str) -> list[dict]:
@@ -685,6 +711,48 @@ class TestErrors:
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()
         bad.close()
+
+    @pytest.mark.parametrize(
+        "path, key",
+        [
+            ("/v1/chat/completions", "sk-wrong"),  # 401 before the body is read
+            ("/v1/embeddings", "sk-wrong"),
+            ("/v1/does-not-exist", None),  # 404 route, body never read
+        ],
+    )
+    def test_keep_alive_survives_early_error(self, gateway, master_key, path, key):
+        """An error answered before the request body is read must either
+        announce `Connection: close` or leave the connection usable. Otherwise
+        pooled clients (the SDK) fail their *next* request with "Server
+        disconnected without sending a response" (see test_wrong_key)."""
+        body = json.dumps({"model": ECHO, "messages": user("hi")}).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {gateway.host}\r\n"
+            f"Authorization: Bearer {key or master_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection((gateway.host, gateway.port), timeout=5) as s:
+            # Headers and body in separate writes, as httpx/h11 send them.
+            s.sendall(head)
+            time.sleep(0.1)
+            s.sendall(body)
+            status, headers = _read_response(s)
+            assert status in (401, 404)
+            if headers.get("connection", "").lower() == "close":
+                return
+            time.sleep(0.1)
+            try:
+                s.sendall(
+                    f"GET /v1/models HTTP/1.1\r\nHost: {gateway.host}\r\n"
+                    f"Authorization: Bearer {master_key}\r\n\r\n".encode()
+                )
+                second, _ = _read_response(s)
+            except OSError as e:
+                pytest.fail(
+                    f"{status} response without `Connection: close`, but the server "
+                    f"dropped the keep-alive connection: next request failed with {e!r}"
+                )
+            assert second == 200
 
     def test_no_key(self, raw):
         r = raw.post("/v1/chat/completions", {"model": ECHO, "messages": user("hi")}, auth=False)

@@ -280,14 +280,15 @@ pub async fn chat(
         Some((_, args)) => estimate_tokens(args.len()).max(1),
         None => text.split_whitespace().count() as u64,
     };
+    let n = req.n.unwrap_or(1).max(1);
     let usage = Usage {
         input_tokens: input,
-        output_tokens: output,
+        // Like OpenAI: completion tokens count every choice.
+        output_tokens: output * u64::from(n),
         ..Usage::default()
     };
     let finish = if tool.is_some() { "tool_calls" } else { "stop" };
     if !req.is_stream() {
-        let n = req.n.unwrap_or(1).max(1);
         let completion = ChatCompletion {
             id,
             object: "chat.completion".into(),
@@ -335,13 +336,16 @@ pub async fn chat(
         object: "chat.completion.chunk".into(),
         created: ctx.created,
         model: model_name.clone(),
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            finish_reason: finish.map(str::to_owned),
-            logprobs: None,
-            extra: Default::default(),
-        }],
+        // Every choice gets the same answer; `n` choices per chunk.
+        choices: (0..n)
+            .map(|index| ChunkChoice {
+                index,
+                delta: delta.clone(),
+                finish_reason: finish.map(str::to_owned),
+                logprobs: None,
+                extra: Default::default(),
+            })
+            .collect(),
         usage: None,
         system_fingerprint: None,
         extra: Default::default(),

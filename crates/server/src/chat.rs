@@ -78,9 +78,12 @@ async fn admit(
     settle: &mut Settle,
 ) -> Result<(ChatRequest, Bytes, modelgate_providers::Target), ApiError> {
     let inner = &state.inner;
-    let caller = state.authenticate(headers)?;
+    // Errors before the body is read leave it unread: `closing()` tells the client.
+    let caller = state.authenticate(headers).map_err(ApiError::closing)?;
     settle.caller(caller.label());
-    let raw = read_body(body, inner.config.server.max_body_bytes).await?;
+    let raw = read_body(body, inner.config.server.max_body_bytes)
+        .await
+        .map_err(ApiError::closing)?;
     let req: ChatRequest = parse_json(&raw)?;
     settle.request(
         &req.model,

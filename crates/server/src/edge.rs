@@ -140,6 +140,7 @@ pub async fn unknown_route(req: Request) -> Response {
             format!("Unknown route {} {path}.", req.method()),
         )
         .with_code("unknown_route")
+        .closing()
         .into_response()
     } else {
         (StatusCode::NOT_FOUND, "not found\n").into_response()
@@ -157,6 +158,7 @@ pub async fn method_not_allowed(req: Request) -> Response {
         ),
     )
     .with_code("method_not_allowed")
+    .closing()
     .into_response();
     *e.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     e

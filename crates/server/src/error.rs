@@ -16,6 +16,9 @@ pub struct ApiError {
     pub code: Option<String>,
     /// Passed on as `Retry-After` (429 only).
     pub retry_after: Option<String>,
+    /// The request body was left unread: answer with `Connection: close` so a
+    /// keep-alive client does not reuse a connection the server will drop.
+    pub close_connection: bool,
 }
 
 impl ApiError {
@@ -27,7 +30,14 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            close_connection: false,
         }
+    }
+
+    /// Marks the error as answered before the body was read (see `close_connection`).
+    pub fn closing(mut self) -> Self {
+        self.close_connection = true;
+        self
     }
 
     /// A 400 naming `param`.
@@ -108,6 +118,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.close_connection {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.class == ErrorClass::UpstreamRateLimited {
             let ra = self.retry_after.as_deref().unwrap_or("1");
             if let Ok(v) = HeaderValue::from_str(ra) {
@@ -152,6 +165,7 @@ impl From<CallError> for ApiError {
                         .upstream_code
                         .or_else(|| Some(failure.class.as_str().to_owned())),
                     retry_after,
+                    close_connection: false,
                 }
             }
         }

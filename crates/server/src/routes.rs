@@ -28,14 +28,14 @@ pub async fn embeddings(
     let inner = &state.inner;
     let mut settle = Settle::new(&inner.log, &rid.0, "embeddings");
     let result = async {
-        let caller = state.authenticate(&headers)?;
+        let caller = state.authenticate(&headers).map_err(ApiError::closing)?;
         settle.caller(caller.label());
-        let raw = read_body(body, inner.config.server.max_body_bytes).await?;
+        let raw = read_body(body, inner.config.server.max_body_bytes)
+            .await
+            .map_err(ApiError::closing)?;
         let req: EmbeddingsRequest = parse_json(&raw)?;
         settle.request(&req.model, false, req.user.as_deref(), None);
-        if req.input.items().is_empty() {
-            return Err(ApiError::bad_param("input", "'input' must not be empty."));
-        }
+        validate_embeddings(&req)?;
         let target = state.resolve(&req.model)?;
         settle.target(&target);
         settle.input_estimate =
@@ -59,6 +59,25 @@ pub async fn embeddings(
             settle.fail(&e);
             e.into_response()
         }
+    }
+}
+
+fn validate_embeddings(req: &EmbeddingsRequest) -> Result<(), ApiError> {
+    if req.input.items().is_empty() {
+        return Err(ApiError::bad_param("input", "'input' must not be empty."));
+    }
+    if req.dimensions == Some(0) {
+        return Err(ApiError::bad_param(
+            "dimensions",
+            "'dimensions' must be at least 1.",
+        ));
+    }
+    match req.encoding_format.as_deref() {
+        None | Some("float" | "base64") => Ok(()),
+        Some(other) => Err(ApiError::bad_param(
+            "encoding_format",
+            format!("'encoding_format' must be \"float\" or \"base64\", got {other:?}."),
+        )),
     }
 }
 

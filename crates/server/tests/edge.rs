@@ -24,6 +24,8 @@ async fn master_key_is_required_on_v1_in_both_header_forms() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Answered before the body was read: the client must not reuse the connection.
+    assert_eq!(r.headers()["connection"], "close");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "missing_api_key");
     let r = gw
@@ -374,4 +376,55 @@ async fn drain_deadline_bounds_shutdown() {
     let _ = resp.chunk().await.unwrap();
     gw.begin_shutdown();
     assert!(!gw.join().await, "a 10 s stream cannot drain in 200 ms");
+}
+
+#[tokio::test]
+async fn embeddings_validate_their_fields() {
+    let gw = Gateway::start("", &[]).await;
+    for (body, param) in [
+        (
+            json!({"model":"mock/echo","input":"x","encoding_format":"bogus"}),
+            "encoding_format",
+        ),
+        (
+            json!({"model":"mock/echo","input":"x","dimensions":0}),
+            "dimensions",
+        ),
+        (json!({"model":"mock/echo","input":[]}), "input"),
+        (json!({"model":"mock/echo"}), "input"),
+    ] {
+        let r = gw.post("/v1/embeddings").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], param, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn mock_streams_every_choice_when_n_is_set() {
+    let gw = Gateway::start("", &[]).await;
+    let mut body = chat("mock/echo");
+    body["stream"] = json!(true);
+    body["n"] = json!(2);
+    let text = gw
+        .post("/v1/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut per_choice = [String::new(), String::new()];
+    for d in sse_data(&text).iter().filter(|d| *d != "[DONE]") {
+        let v: Value = serde_json::from_str(d).unwrap();
+        for c in v["choices"].as_array().unwrap() {
+            let i = c["index"].as_u64().unwrap() as usize;
+            per_choice[i].push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(
+        per_choice,
+        ["hello gateway".to_owned(), "hello gateway".to_owned()]
+    );
 }
