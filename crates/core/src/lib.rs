@@ -107,6 +107,8 @@ pub enum ErrorClass {
     StreamInterrupted,
     /// The client went away before the response finished.
     ClientDisconnected,
+    /// The gateway was shutting down and the drain deadline passed.
+    ShuttingDown,
     /// A bug or unexpected state inside the gateway.
     Internal,
 }
@@ -128,6 +130,7 @@ impl ErrorClass {
             ErrorClass::UpstreamUnavailable => "upstream_unavailable",
             ErrorClass::StreamInterrupted => "stream_interrupted",
             ErrorClass::ClientDisconnected => "client_disconnected",
+            ErrorClass::ShuttingDown => "shutting_down",
             ErrorClass::Internal => "internal",
         }
     }

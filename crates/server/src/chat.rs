@@ -20,6 +20,7 @@ use futures_util::Stream;
 use modelgate_api::openai::{ChatRequest, MessageContent};
 use modelgate_codec::sse;
 use modelgate_providers::{CallContext, CallError, ChatReply, ChatStream, StreamItem};
+use std::future::Future;
 
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
@@ -34,7 +35,7 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let inner = &state.inner;
-    let mut settle = Settle::new(&inner.log, &rid.0, "chat");
+    let mut settle = state.settle(&rid.0, "chat");
     let (req, raw, target) = match admit(&state, &headers, body, &mut settle).await {
         Ok(x) => x,
         Err(e) => {
@@ -46,12 +47,20 @@ pub async fn chat_completions(
         request_id: rid.0.clone(),
         created: unix_now(),
     };
-    match inner.upstreams.chat(&target, &req, &raw, &ctx).await {
+    let call = async {
+        inner
+            .upstreams
+            .chat(&target, &req, &raw, &ctx)
+            .await
+            .map_err(|e| {
+                if let CallError::Upstream { failure, .. } = &e {
+                    tracing::warn!(request_id = %rid.0, class = failure.class.as_str(), message = %failure.message, "upstream call failed");
+                }
+                ApiError::from(e)
+            })
+    };
+    match state.unless_shutdown(call).await {
         Err(e) => {
-            if let CallError::Upstream { failure, .. } = &e {
-                tracing::warn!(request_id = %rid.0, class = failure.class.as_str(), message = %failure.message, "upstream call failed");
-            }
-            let e = ApiError::from(e);
             settle.fail(&e);
             e.into_response()
         }
@@ -65,6 +74,7 @@ pub async fn chat_completions(
                 inner: stream,
                 settle,
                 done: false,
+                shutdown: Box::pin(inner.shutdown.clone().cancelled_owned()),
             })
         }
     }
@@ -172,6 +182,8 @@ struct SseBody {
     inner: ChatStream,
     settle: Settle,
     done: bool,
+    /// Resolves when the drain deadline passes.
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
 impl Stream for SseBody {
@@ -181,6 +193,17 @@ impl Stream for SseBody {
         let this = &mut *self;
         if this.done {
             return Poll::Ready(None);
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            let failure = modelgate_codec::UpstreamFailure {
+                class: modelgate_core::ErrorClass::ShuttingDown,
+                status: None,
+                message: "the gateway is shutting down and its drain deadline passed".into(),
+                upstream_code: None,
+            };
+            this.settle.stream_failed(failure.class, &failure.message);
+            return Poll::Ready(Some(Ok(error_event(failure))));
         }
         loop {
             let item = match Pin::new(&mut this.inner).poll_next(cx) {

@@ -67,6 +67,7 @@ impl ApiError {
             | ErrorClass::UpstreamUnavailable
             | ErrorClass::StreamInterrupted => StatusCode::BAD_GATEWAY,
             ErrorClass::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorClass::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ErrorClass::ClientDisconnected | ErrorClass::Internal => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -88,7 +89,9 @@ impl ApiError {
             | ErrorClass::UpstreamUnavailable
             | ErrorClass::UpstreamTimeout
             | ErrorClass::StreamInterrupted => "api_error",
-            ErrorClass::ClientDisconnected | ErrorClass::Internal => "server_error",
+            ErrorClass::ClientDisconnected | ErrorClass::Internal | ErrorClass::ShuttingDown => {
+                "server_error"
+            }
         }
     }
 

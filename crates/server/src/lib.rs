@@ -68,14 +68,18 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and drains in-flight
-/// requests and streams for at most `grace`. Returns whether the drain finished
-/// in time.
+/// requests and streams for at most `grace`. Past the deadline, whatever is
+/// still running is ended (streams get a terminal error event, waiting calls a
+/// 503) so that every request is still settled and logged before this returns.
+/// Returns whether the drain finished in time.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<bool> {
+    let token = state.inner.shutdown.clone();
+    let in_flight = state.inner.in_flight.clone();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
@@ -88,16 +92,34 @@ pub async fn serve(
         let mut rx = rx;
         let _ = rx.wait_for(|v| *v).await;
         tracing::info!(
-            grace_seconds = grace.as_secs(),
+            grace_seconds = grace.as_secs_f64(),
             "shutting down: draining in-flight requests"
         );
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        r = server => r.map(|()| true),
-        () = deadline => {
-            tracing::warn!("drain deadline passed; closing remaining connections");
-            Ok(false)
-        }
+    let drained = tokio::select! {
+        r = server => r.map(|()| true)?,
+        () = deadline => false,
+    };
+    if !drained {
+        tracing::warn!(
+            in_flight = in_flight.count(),
+            "drain deadline passed; ending the remaining requests"
+        );
+        token.cancel();
     }
+    // Every request settles (and queues its log record) before we return.
+    if tokio::time::timeout(SETTLE_WAIT, in_flight.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            in_flight = in_flight.count(),
+            "requests did not settle after shutdown; their records may be lost"
+        );
+    }
+    Ok(drained)
 }
+
+/// How long shutdown waits for cancelled requests to settle.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);

@@ -15,7 +15,6 @@ use modelgate_providers::{CallContext, mock};
 use crate::chat::{json_response, unix_now};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
-use crate::settle::Settle;
 use crate::state::AppState;
 
 /// Handler for `POST /v1/embeddings`.
@@ -26,7 +25,7 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let inner = &state.inner;
-    let mut settle = Settle::new(&inner.log, &rid.0, "embeddings");
+    let mut settle = state.settle(&rid.0, "embeddings");
     let result = async {
         let caller = state.authenticate(&headers).map_err(ApiError::closing)?;
         settle.caller(caller.label());

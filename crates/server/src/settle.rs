@@ -12,6 +12,7 @@ use modelgate_providers::Target;
 use modelgate_store::{LogSink, RequestRecord};
 
 use crate::error::ApiError;
+use crate::state::InFlightGuard;
 
 /// The status recorded for a request the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
@@ -19,6 +20,8 @@ pub const CLIENT_CLOSED: u16 = 499;
 /// Accumulates one request's outcome; writes it on drop.
 pub struct Settle {
     log: LogSink,
+    /// Dropped after the record is pushed (fields drop after `Drop::drop`).
+    _in_flight: InFlightGuard,
     started: Instant,
     rec: RequestRecord,
     price: Option<Price>,
@@ -31,13 +34,14 @@ pub struct Settle {
 
 impl Settle {
     /// Starts settling a request of `route` (`chat`, `embeddings`).
-    pub fn new(log: &LogSink, request_id: &str, route: &str) -> Settle {
+    pub fn new(log: &LogSink, in_flight: InFlightGuard, request_id: &str, route: &str) -> Settle {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         Settle {
             log: log.clone(),
+            _in_flight: in_flight,
             started: Instant::now(),
             rec: RequestRecord {
                 id: request_id.to_owned(),
@@ -118,11 +122,13 @@ impl Settle {
 
     /// A stream broke after it had started; `class` of the upstream failure.
     pub fn stream_failed(&mut self, class: ErrorClass, message: &str) {
-        self.rec.error_class = Some(if self.content_sent() {
-            ErrorClass::StreamInterrupted.as_str().to_owned()
-        } else {
-            class.as_str().to_owned()
-        });
+        self.rec.error_class = Some(
+            if self.content_sent() && class != ErrorClass::ShuttingDown {
+                ErrorClass::StreamInterrupted.as_str().to_owned()
+            } else {
+                class.as_str().to_owned()
+            },
+        );
         self.rec.error_message = Some(message.to_owned());
     }
 
@@ -165,6 +171,11 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.rec.status = 500;
+            self.rec.error_class = Some(ErrorClass::Internal.as_str().to_owned());
+            self.rec.error_message = Some("the request handler panicked".into());
+        }
         let rec = self.finalize();
         self.log.record(rec);
     }

@@ -1,6 +1,10 @@
 //! Application state, built once at start and shared by every request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use axum::http::HeaderMap;
 use modelgate_config::{Config, ProviderKind};
@@ -22,6 +26,53 @@ pub struct Inner {
     pub upstreams: Upstreams,
     pub store: Store,
     pub log: LogSink,
+    /// Cancelled when the drain deadline passes: in-flight requests end and settle.
+    pub shutdown: CancellationToken,
+    /// Requests not yet settled.
+    pub in_flight: Arc<InFlight>,
+}
+
+/// Counts requests whose record has not been written yet.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    /// Registers a request; the guard unregisters it when dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Requests not yet settled.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no request is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held by a request until its record is written.
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// Who is calling.
@@ -74,8 +125,34 @@ impl AppState {
                 upstreams,
                 store,
                 log,
+                shutdown: CancellationToken::new(),
+                in_flight: Arc::new(InFlight::default()),
             }),
         })
+    }
+
+    /// Starts settling a request (see [`crate::settle`]).
+    pub fn settle(&self, request_id: &str, route: &str) -> crate::settle::Settle {
+        crate::settle::Settle::new(
+            &self.inner.log,
+            self.inner.in_flight.enter(),
+            request_id,
+            route,
+        )
+    }
+
+    /// Runs `call` unless the drain deadline passes first.
+    pub async fn unless_shutdown<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        tokio::select! {
+            r = call => r,
+            () = self.inner.shutdown.cancelled() => Err(ApiError::new(
+                ErrorClass::ShuttingDown,
+                "The gateway is shutting down; retry on another instance.",
+            )),
+        }
     }
 
     /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`).

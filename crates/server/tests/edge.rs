@@ -363,7 +363,7 @@ async fn shutdown_drains_in_flight_streams_and_flushes_the_log() {
 }
 
 #[tokio::test]
-async fn drain_deadline_bounds_shutdown() {
+async fn drain_deadline_bounds_shutdown_and_still_logs() {
     let mut gw = Gateway::start_with_grace("", &[], Duration::from_millis(200)).await;
     let mut body = chat("mock/text?chunks=100&delay_ms=100");
     body["stream"] = json!(true);
@@ -373,9 +373,26 @@ async fn drain_deadline_bounds_shutdown() {
         .send()
         .await
         .unwrap();
-    let _ = resp.chunk().await.unwrap();
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let first = resp.chunk().await.unwrap().unwrap();
     gw.begin_shutdown();
     assert!(!gw.join().await, "a 10 s stream cannot drain in 200 ms");
+    // The stream was ended with a terminal error event, not cut silently.
+    let mut rest = String::from_utf8(first.to_vec()).unwrap();
+    while let Ok(Some(c)) = resp.chunk().await {
+        rest.push_str(std::str::from_utf8(&c).unwrap());
+    }
+    let data = sse_data(&rest);
+    assert!(data.last().unwrap().contains("shutting_down"), "{data:?}");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+    // And its record was written before the log writer stopped.
+    let rec = gw
+        .store
+        .get_request(&rid)
+        .await
+        .unwrap()
+        .expect("record written at shutdown");
+    assert_eq!(rec.error_class.as_deref(), Some("shutting_down"));
 }
 
 #[tokio::test]

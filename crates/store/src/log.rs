@@ -126,14 +126,21 @@ pub fn spawn_log_writer(store: Store) -> (LogSink, LogWriter) {
                 let _ = a.send(());
             }
             if let Some(a) = stop {
-                // Records queued after Stop (none, once the server has drained) are still written.
-                while let Ok(Msg::Record(r)) = rx.try_recv() {
-                    records.push(*r);
+                // Anything queued after Stop is still written and acknowledged.
+                let mut late_acks = Vec::new();
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        Msg::Record(r) => records.push(*r),
+                        Msg::Flush(f) | Msg::Stop(f) => late_acks.push(f),
+                    }
                 }
                 if !records.is_empty() {
                     write_with_retry(&store, &records).await;
                 }
                 let _ = a.send(());
+                for f in late_acks {
+                    let _ = f.send(());
+                }
                 return;
             }
         }
@@ -192,6 +199,17 @@ mod tests {
         writer.shutdown().await;
         let got = store.get_request("last").await.unwrap().unwrap();
         assert_eq!(got, rec("last"));
+    }
+
+    #[tokio::test]
+    async fn repeated_request_ids_keep_every_record() {
+        let store = Store::open_memory().await.unwrap();
+        store
+            .insert_requests(&[rec("same"), rec("same")])
+            .await
+            .unwrap();
+        store.insert_requests(&[rec("same")]).await.unwrap();
+        assert_eq!(store.recent_requests(10).await.unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -13,7 +13,8 @@ use crate::{RequestRecord, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     "CREATE TABLE request_log (
-        id TEXT PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
         started_at_ms INTEGER NOT NULL,
         caller TEXT NOT NULL,
         route TEXT NOT NULL,
@@ -37,7 +38,8 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         end_user TEXT,
         metadata TEXT
     );
-    CREATE INDEX request_log_started ON request_log (started_at_ms);",
+    CREATE INDEX request_log_started ON request_log (started_at_ms);
+    CREATE INDEX request_log_id ON request_log (id);",
 )];
 
 /// The embedded store.
@@ -125,7 +127,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(500) {
             let mut qb = QueryBuilder::new(
-                "INSERT OR REPLACE INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata) ",
+                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
@@ -160,18 +162,18 @@ impl Store {
 
     /// The newest `limit` records, newest first.
     pub async fn recent_requests(&self, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM request_log ORDER BY started_at_ms DESC, rowid DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT * FROM request_log ORDER BY started_at_ms DESC, seq DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(row_to_record).collect()
     }
 
-    /// One record by request id.
+    /// The newest record with this request id. Ids come from clients'
+    /// `x-request-id` when well-formed, so several records may share one.
     pub async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM request_log WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM request_log WHERE id = ? ORDER BY seq DESC LIMIT 1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
