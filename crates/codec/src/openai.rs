@@ -117,6 +117,9 @@ struct DeltaPeekWire<'a> {
     tool_calls: Option<serde_json::Value>,
     #[serde(default, borrow)]
     refusal: Option<std::borrow::Cow<'a, str>>,
+    /// Reasoning text of compatible servers (DeepSeek, vLLM reasoning parsers).
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What the gateway reads from one streamed chunk it passes through.
@@ -159,6 +162,10 @@ pub fn peek_chunk(data: &str, provider: &str) -> Result<ChunkPeek, UpstreamFailu
         }
         if let Some(d) = &c.delta {
             if let Some(t) = &d.content {
+                peek.content_chars += t.chars().count();
+                peek.has_content |= !t.is_empty();
+            }
+            if let Some(t) = &d.reasoning_content {
                 peek.content_chars += t.chars().count();
                 peek.has_content |= !t.is_empty();
             }

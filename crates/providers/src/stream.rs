@@ -44,6 +44,15 @@ impl StreamItem {
                 content_chars += t.chars().count();
                 has_content |= !t.is_empty();
             }
+            if let Some(t) = c
+                .delta
+                .extra
+                .get("reasoning_content")
+                .and_then(|v| v.as_str())
+            {
+                content_chars += t.chars().count();
+                has_content |= !t.is_empty();
+            }
             if let Some(t) = &c.delta.refusal {
                 content_chars += t.chars().count();
                 has_content = true;

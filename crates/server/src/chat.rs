@@ -228,6 +228,7 @@ impl Stream for SseBody {
                 }
                 Some(StreamItem::Done) => {
                     this.done = true;
+                    this.settle.completed();
                     return Poll::Ready(Some(Ok(Bytes::from_static(sse::DONE))));
                 }
                 Some(StreamItem::Failed(failure)) => {

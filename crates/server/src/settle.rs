@@ -30,6 +30,8 @@ pub struct Settle {
     usage: Option<Usage>,
     content_chars: usize,
     first_content: Option<Instant>,
+    /// A stream reached its clean end (so the provider's usage is final).
+    completed: bool,
 }
 
 impl Settle {
@@ -57,6 +59,7 @@ impl Settle {
             usage: None,
             content_chars: 0,
             first_content: None,
+            completed: false,
         }
     }
 
@@ -115,6 +118,11 @@ impl Settle {
         }
     }
 
+    /// The stream reached its clean end.
+    pub fn completed(&mut self) {
+        self.completed = true;
+    }
+
     /// Whether any content reached the client.
     pub fn content_sent(&self) -> bool {
         self.first_content.is_some()
@@ -154,8 +162,13 @@ impl Settle {
             usage.input_tokens = self.input_estimate;
             usage.estimated = true;
         }
-        if usage.output_tokens == 0 && self.content_chars > 0 {
-            usage.output_tokens = estimate_tokens(self.content_chars);
+        // A stream cut short has at best a partial report (Anthropic sends
+        // output_tokens: 1 in message_start and the real count only at the end):
+        // count at least what the client received.
+        let partial = rec.stream && !self.completed;
+        let seen = estimate_tokens(self.content_chars);
+        if (partial || usage.output_tokens == 0) && seen > usage.output_tokens {
+            usage.output_tokens = seen;
             usage.estimated = true;
         }
         rec.input_tokens = usage.input_tokens;

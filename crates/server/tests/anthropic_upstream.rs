@@ -314,3 +314,43 @@ async fn anthropic_has_no_embeddings() {
     assert_eq!(r.status(), 400);
     assert!(up.requests().is_empty());
 }
+
+#[tokio::test]
+async fn interrupted_stream_counts_the_tokens_the_client_received() {
+    let up = MockUpstream::start().await;
+    let pieces: Vec<String> = (0..100).map(|i| format!("word{i:03} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    up.push(
+        "/v1/messages",
+        Reply::Sse {
+            events: anthropic_stream(&refs),
+            split: Split::Events,
+            gap: std::time::Duration::from_millis(20),
+            end: modelgate_testkit::End::Clean,
+        },
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let mut r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model":"claude","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut seen = String::new();
+    while seen.matches("word").count() < 20 {
+        seen.push_str(std::str::from_utf8(&r.chunk().await.unwrap().unwrap()).unwrap());
+    }
+    drop(r);
+    assert_eq!(
+        up.wait_cancelled(1, std::time::Duration::from_secs(5))
+            .await,
+        1
+    );
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.status, 499);
+    assert_eq!(rec.input_tokens, 12, "input comes from message_start");
+    // message_start said output_tokens: 1; the client received ~20 words of 8 chars.
+    assert!(rec.output_tokens >= 40, "{rec:?}");
+    assert!(rec.usage_estimated);
+}
