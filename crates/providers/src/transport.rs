@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -146,6 +147,10 @@ impl Upstreams {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
             _ => openai::classify_error(status, &body, provider),
         };
+        if failure.class == ErrorClass::UpstreamAuth {
+            // Providers quote (masked) keys in these messages; pass on none of it.
+            failure.message = format!("{provider}: authentication failed (HTTP {status})");
+        }
         redact_secrets(&mut failure.message, d);
         Err(CallError::Upstream {
             failure,
@@ -222,6 +227,7 @@ impl Upstreams {
         }
         let source = SseSource::new(resp, d.timeouts.idle, provider);
         let state = OpenAiStream {
+            deployment: target.deployment.clone(),
             source,
             injected,
             saw_finish: false,
@@ -282,6 +288,7 @@ impl Upstreams {
             });
         }
         let state = AnthropicStream {
+            deployment: target.deployment.clone(),
             source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
             decoder: anthropic::StreamDecoder::new(rctx),
             queue: VecDeque::new(),
@@ -318,6 +325,7 @@ impl Upstreams {
 }
 
 struct OpenAiStream {
+    deployment: Arc<Deployment>,
     source: SseSource,
     injected: bool,
     saw_finish: bool,
@@ -349,12 +357,17 @@ impl OpenAiStream {
                 }
             },
         };
+        let mut item = item;
+        if let StreamItem::Failed(f) = &mut item {
+            redact_secrets(&mut f.message, &self.deployment);
+        }
         self.finished = matches!(item, StreamItem::Done | StreamItem::Failed(_));
         Some(item)
     }
 }
 
 struct AnthropicStream {
+    deployment: Arc<Deployment>,
     source: SseSource,
     decoder: anthropic::StreamDecoder,
     queue: VecDeque<StreamItem>,
@@ -398,7 +411,8 @@ impl AnthropicStream {
         }
     }
 
-    fn fail(&mut self, f: UpstreamFailure) {
+    fn fail(&mut self, mut f: UpstreamFailure) {
+        redact_secrets(&mut f.message, &self.deployment);
         self.queue.push_back(StreamItem::Failed(f));
         self.finished = true;
     }

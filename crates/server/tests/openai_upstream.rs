@@ -188,10 +188,9 @@ async fn upstream_errors_map_to_the_contract() {
         "a bad provider key is the gateway's problem, not the client's"
     );
     let text = r.text().await.unwrap();
-    // The provider's message is passed on, but the key it quoted is not.
+    // Providers quote the rejected key in this message: none of it is passed on.
     assert!(text.contains("provider credentials"), "{text}");
-    assert!(!text.contains("sk-upstream-secret-123"), "{text}");
-    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.contains("sk-upstream"), "{text}");
 
     up.push("/v1/chat/completions", Reply::Stall);
     let r = ask().await.unwrap();
@@ -399,4 +398,37 @@ async fn zero_config_openai_prefix_uses_sdk_environment() {
         rec.header("authorization").as_deref(),
         Some("Bearer sk-env")
     );
+}
+
+#[tokio::test]
+async fn in_band_stream_errors_end_the_stream_without_leaking_keys() {
+    let up = MockUpstream::start().await;
+    let mut events = openai_stream(&["start"], false);
+    events.truncate(2);
+    events.push(
+        "data: {\"error\":{\"message\":\"backend lost; key sk-upstream-secret-123 throttled\",\"type\":\"server_error\"}}\n\n"
+            .into(),
+    );
+    up.push("/v1/chat/completions", Reply::sse(events, Split::Awkward));
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let text = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model":"gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&text);
+    assert_eq!(stream_text(&data), "start");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backend lost")
+    );
+    assert!(!text.contains("sk-upstream-secret-123"), "{text}");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
 }
