@@ -131,7 +131,9 @@ pub fn encode_request(
         system,
         stop_sequences,
         stream: req.stream.filter(|s| *s),
-        temperature: req.temperature,
+        // OpenAI allows 0..=2, Anthropic 0..=1: out of range is a 400 naming
+        // the field, or clamped when the deployment drops what it cannot take.
+        temperature: req.temperature.map(|t| t.min(1.0)),
         top_p: req.top_p,
         top_k,
         tools: if tools.is_empty() { None } else { Some(tools) },
@@ -185,6 +187,12 @@ fn check_unsupported(req: &ChatRequest, opts: &EncodeOptions) -> Result<Option<u
     }
     if req.seed.is_some() {
         reject("seed")?;
+    }
+    if req.temperature.is_some_and(|t| t > 1.0) && !opts.drop_unsupported {
+        return Err(CodecError::new(
+            "temperature",
+            "`temperature` above 1 is not supported by provider anthropic (its range is 0 to 1)",
+        ));
     }
 
     let mut top_k = None;

@@ -1172,3 +1172,23 @@ fn classify_long_message_is_cut() {
     assert!(f.message.len() < 400, "{}", f.message.len());
     assert!(f.message.ends_with('…'));
 }
+
+#[test]
+fn temperature_above_one_is_rejected_or_clamped() {
+    let req: modelgate_api::openai::ChatRequest = serde_json::from_value(serde_json::json!({
+        "model": "m", "temperature": 1.5, "messages": [{"role": "user", "content": "hi"}]
+    }))
+    .unwrap();
+    let strict = modelgate_codec::anthropic::EncodeOptions {
+        default_max_tokens: 10,
+        drop_unsupported: false,
+    };
+    let err = modelgate_codec::anthropic::encode_request(&req, "claude", &strict).unwrap_err();
+    assert_eq!(err.param, "temperature");
+    let lenient = modelgate_codec::anthropic::EncodeOptions {
+        default_max_tokens: 10,
+        drop_unsupported: true,
+    };
+    let ok = modelgate_codec::anthropic::encode_request(&req, "claude", &lenient).unwrap();
+    assert_eq!(ok.request.temperature, Some(1.0));
+}
