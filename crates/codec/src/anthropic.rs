@@ -999,6 +999,13 @@ impl StreamDecoder {
 
     fn on_block_start(&mut self, index: u32, block: ContentBlock) -> Vec<ChatChunk> {
         match block {
+            // With `response_format` emulated by a forced tool, the content is
+            // that tool's input; any preamble text is dropped, as in
+            // `decode_response`, so the streamed content stays valid JSON.
+            ContentBlock::Text { .. } if self.ctx.json_tool.is_some() => {
+                self.blocks.insert(index, BlockKind::Ignored);
+                vec![]
+            }
             ContentBlock::Text { text, .. } => {
                 self.blocks.insert(index, BlockKind::Text);
                 self.content_chunk(&text)
@@ -1063,6 +1070,7 @@ impl StreamDecoder {
             self.has_input.insert(index);
         }
         match delta {
+            BlockDelta::TextDelta { .. } if matches!(kind, Some(BlockKind::Ignored)) => vec![],
             BlockDelta::TextDelta { text } => self.content_chunk(&text),
             BlockDelta::ThinkingDelta { thinking } => self.reasoning_chunk(&thinking),
             BlockDelta::InputJsonDelta { partial_json } => match kind {

@@ -127,13 +127,24 @@ impl SseParser {
     }
 }
 
-/// Appends `data: <json>\n\n` to `buf`. `json` must not contain raw newlines
-/// (serde_json's compact output never does).
-pub fn encode_data(buf: &mut Vec<u8>, json: &[u8]) {
-    buf.reserve(json.len() + 8);
-    buf.extend_from_slice(b"data: ");
-    buf.extend_from_slice(json);
-    buf.extend_from_slice(b"\n\n");
+/// Appends `data: <payload>\n\n` to `buf`. A payload with line breaks (an
+/// upstream may send pretty-printed JSON over several `data:` lines) is written
+/// as one `data:` line per line, which a client's parser joins back.
+pub fn encode_data(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.reserve(payload.len() + 8);
+    if !payload.contains(&b'\n') && !payload.contains(&b'\r') {
+        buf.extend_from_slice(b"data: ");
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(b"\n\n");
+        return;
+    }
+    for line in payload.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        buf.extend_from_slice(b"data: ");
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+    }
+    buf.push(b'\n');
 }
 
 /// The OpenAI stream terminator.
@@ -206,6 +217,16 @@ mod tests {
         let (a, b) = s.split_at(12);
         let evs = parse_all(&[a, b]);
         assert_eq!(evs[0].data, "héllo ✓");
+    }
+
+    #[test]
+    fn multi_line_payloads_round_trip() {
+        let mut buf = Vec::new();
+        encode_data(&mut buf, b"{\n  \"a\": 1\n}");
+        encode_data(&mut buf, b"{}");
+        let evs = parse_all(&[&buf]);
+        assert_eq!(evs[0].data, "{\n  \"a\": 1\n}");
+        assert_eq!(evs[1].data, "{}");
     }
 
     const SAMPLE: &str = "event: message_start\r\ndata: {\"type\":\"message_start\",\"t\":\"héllo ✓\"}\r\n\r\n: ping\n\ndata: line1\ndata: line2\n\nevent: e\rdata: x\r\rdata: [DONE]\n\n";

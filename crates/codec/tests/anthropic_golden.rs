@@ -1192,3 +1192,42 @@ fn temperature_above_one_is_rejected_or_clamped() {
     let ok = modelgate_codec::anthropic::encode_request(&req, "claude", &lenient).unwrap();
     assert_eq!(ok.request.temperature, Some(1.0));
 }
+
+#[test]
+fn json_mode_stream_drops_preamble_text() {
+    use modelgate_api::anthropic::StreamEvent;
+    use modelgate_codec::anthropic::{ResponseContext, StreamDecoder};
+    let events = [
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"Sure, here:"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the JSON"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"json_response","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"1}"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":7}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    let mut d = StreamDecoder::new(ResponseContext {
+        created: 1,
+        json_tool: Some("json_response".into()),
+        include_usage: false,
+    });
+    let mut content = String::new();
+    let mut finish = None;
+    for e in events {
+        let ev: StreamEvent = serde_json::from_str(e).unwrap();
+        for c in d.on_event(ev).unwrap() {
+            for ch in &c.choices {
+                content.push_str(ch.delta.content.as_deref().unwrap_or(""));
+                assert!(ch.delta.tool_calls.is_none());
+                if ch.finish_reason.is_some() {
+                    finish = ch.finish_reason.clone();
+                }
+            }
+        }
+    }
+    assert_eq!(content, r#"{"a":1}"#);
+    assert_eq!(finish.as_deref(), Some("stop"));
+}

@@ -158,9 +158,14 @@ impl Upstreams {
         })
     }
 
-    /// Reads a whole non-streaming body within the deployment's request timeout.
-    async fn read_body(d: &Deployment, resp: reqwest::Response) -> Result<Bytes, CallError> {
-        match tokio::time::timeout(d.timeouts.request, resp.bytes()).await {
+    /// Reads a whole non-streaming body by `deadline` (the same one the
+    /// request head had: one budget for the whole exchange).
+    async fn read_body(
+        d: &Deployment,
+        resp: reqwest::Response,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, CallError> {
+        match tokio::time::timeout_at(deadline, resp.bytes()).await {
             Err(_) => Err(CallError::upstream(timeout_failure(
                 d.provider.as_str(),
                 d.timeouts.request,
@@ -198,20 +203,10 @@ impl Upstreams {
         })?;
         let url = format!("{}/chat/completions", d.base_url);
         // The whole non-streaming exchange shares one deadline.
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(d, url, body, ctx).await?;
         if !stream {
-            let remaining = d.timeouts.request.saturating_sub(started.elapsed());
-            let body = match tokio::time::timeout(remaining, resp.bytes()).await {
-                Err(_) => {
-                    return Err(CallError::upstream(timeout_failure(
-                        provider,
-                        d.timeouts.request,
-                    )));
-                }
-                Ok(Err(e)) => return Err(CallError::upstream(transport_failure(provider, &e))),
-                Ok(Ok(b)) => b,
-            };
+            let body = Self::read_body(d, resp, deadline).await?;
             let peek = openai::peek_response(&body).ok_or_else(|| {
                 CallError::upstream(UpstreamFailure {
                     class: ErrorClass::UpstreamError,
@@ -266,9 +261,10 @@ impl Upstreams {
             include_usage: req.wants_stream_usage(),
         };
         let url = format!("{}/v1/messages", d.base_url);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(d, url, body, ctx).await?;
         if !req.is_stream() {
-            let body = Self::read_body(d, resp).await?;
+            let body = Self::read_body(d, resp, deadline).await?;
             let parsed: modelgate_api::anthropic::MessagesResponse = serde_json::from_slice(&body)
                 .map_err(|_| {
                     CallError::upstream(UpstreamFailure {
@@ -317,8 +313,9 @@ impl Upstreams {
                 ))
             })?;
         let url = format!("{}/embeddings", d.base_url);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(d, url, body, ctx).await?;
-        let body = Self::read_body(d, resp).await?;
+        let body = Self::read_body(d, resp, deadline).await?;
         let usage = openai::peek_response(&body).and_then(|p| p.usage);
         Ok(EmbeddingsReply { body, usage })
     }

@@ -160,16 +160,22 @@ impl AppState {
         let Some(master) = &self.inner.config.server.master_key else {
             return Ok(Caller::Anonymous);
         };
-        let presented = headers
+        let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.to_str().ok());
+        let bearer = authorization.and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        let presented = bearer
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim);
         match presented {
+            None | Some("") if authorization.is_some() => Err(ApiError::new(
+                ErrorClass::Unauthorized,
+                "Invalid Authorization header: use `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
+            )
+            .with_code("invalid_api_key")),
             None | Some("") => Err(ApiError::new(
                 ErrorClass::Unauthorized,
                 "Missing API key. Send the gateway key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
