@@ -16,6 +16,9 @@ pub struct ApiError {
     pub code: Option<String>,
     /// Passed on as `Retry-After` (429 only).
     pub retry_after: Option<String>,
+    /// For upstream 4xx that mean the same to the client (404 model not found,
+    /// 409, 413 too large, 422), the upstream's status instead of 400.
+    pub upstream_status: Option<u16>,
     /// The request body was left unread: answer with `Connection: close` so a
     /// keep-alive client does not reuse a connection the server will drop.
     pub close_connection: bool,
@@ -30,6 +33,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            upstream_status: None,
             close_connection: false,
         }
     }
@@ -56,7 +60,13 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self.class {
-            ErrorClass::BadRequest | ErrorClass::UpstreamBadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::UpstreamBadRequest => match self.upstream_status {
+                Some(s @ (404 | 409 | 413 | 422)) => {
+                    StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)
+                }
+                _ => StatusCode::BAD_REQUEST,
+            },
+            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
             ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorClass::Forbidden => StatusCode::FORBIDDEN,
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
@@ -168,6 +178,7 @@ impl From<CallError> for ApiError {
                         .upstream_code
                         .or_else(|| Some(failure.class.as_str().to_owned())),
                     retry_after,
+                    upstream_status: failure.status,
                     close_connection: false,
                 }
             }

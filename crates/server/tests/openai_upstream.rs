@@ -192,6 +192,15 @@ async fn upstream_errors_map_to_the_contract() {
     assert!(text.contains("provider credentials"), "{text}");
     assert!(!text.contains("sk-upstream"), "{text}");
 
+    up.push(
+        "/v1/chat/completions",
+        Reply::error(404, json!({"error":{"message":"The model `gpt-9` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}})),
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 404, "an upstream model-not-found stays a 404");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_found");
+
     up.push("/v1/chat/completions", Reply::Stall);
     let r = ask().await.unwrap();
     assert_eq!(r.status(), 504);
