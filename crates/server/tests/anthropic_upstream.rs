@@ -354,3 +354,52 @@ async fn interrupted_stream_counts_the_tokens_the_client_received() {
     assert!(rec.output_tokens >= 40, "{rec:?}");
     assert!(rec.usage_estimated);
 }
+
+#[tokio::test]
+async fn multi_turn_tool_conversation_is_valid_for_anthropic() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let body = json!({
+        "model": "claude",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "24C"},
+            {"role": "user", "content": "And tomorrow?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true
+    });
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    // The mock upstream validates like the real API (tool_result after tool_use, roles, ...).
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let v: Value = r.json().await.unwrap();
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "mock"})
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let sent = up.last().json();
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs.len(),
+        3,
+        "user, assistant(tool_use x2), user(tool_result x2 + text): {sent}"
+    );
+    assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
+    assert_eq!(msgs[2]["content"][1]["type"], "tool_result");
+    assert_eq!(msgs[2]["content"][2]["text"], "And tomorrow?");
+}

@@ -24,6 +24,8 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod validate;
+
 /// How SSE bytes are cut into writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -148,9 +150,14 @@ impl Drop for MockUpstream {
 impl MockUpstream {
     /// Starts on an ephemeral loopback port.
     pub async fn start() -> MockUpstream {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on `addr` (loopback addresses only, please).
+    pub async fn start_on(addr: &str) -> MockUpstream {
         let shared = Arc::new(Shared::default());
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -227,15 +234,80 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap()
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
-    let is_stream = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("stream").and_then(Value::as_bool))
-        .unwrap_or(false);
-    let reply = scripted.unwrap_or_else(|| default_reply(&path, is_stream));
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Like the real APIs, reject what they would reject before any script runs.
+    let invalid = match path.as_str() {
+        "/v1/messages" => validate::anthropic_request(&parsed).err().map(|m| {
+            Reply::error(
+                400,
+                json!({"type": "error", "error": {"type": "invalid_request_error", "message": m}}),
+            )
+        }),
+        "/v1/chat/completions" => validate::openai_chat_request(&parsed).err().map(|m| {
+            Reply::error(
+                400,
+                json!({"error": {"message": m, "type": "invalid_request_error", "param": null, "code": null}}),
+            )
+        }),
+        _ => None,
+    };
+    let reply = match invalid {
+        Some(r) => r,
+        None => scripted.unwrap_or_else(|| default_reply(&path, &parsed)),
+    };
     render(reply, shared).await
 }
 
-fn default_reply(path: &str, stream: bool) -> Reply {
+/// Sample arguments for the first tool of a request, from its JSON schema.
+fn sample_tool_call(tools: &Value, anthropic: bool) -> Option<(String, Value)> {
+    let first = tools.as_array()?.first()?;
+    let (name, schema) = if anthropic {
+        (first["name"].as_str()?, &first["input_schema"])
+    } else {
+        (
+            first["function"]["name"].as_str()?,
+            &first["function"]["parameters"],
+        )
+    };
+    let mut args = serde_json::Map::new();
+    if let Some(props) = schema["properties"].as_object() {
+        for (k, p) in props {
+            let v = match p["type"].as_str() {
+                Some("integer" | "number") => json!(1),
+                Some("boolean") => json!(true),
+                _ => json!("mock"),
+            };
+            args.insert(k.clone(), v);
+        }
+    }
+    Some((name.to_owned(), Value::Object(args)))
+}
+
+fn default_reply(path: &str, body: &Value) -> Reply {
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let wants_tool = body.get("tools").is_some()
+        && body["tool_choice"] != "none"
+        && body["tool_choice"]["type"] != "none";
+    if wants_tool && path == "/v1/messages" {
+        if let Some((name, input)) = sample_tool_call(&body["tools"], true) {
+            return if stream {
+                let text = input.to_string();
+                let (a, b) = text.split_at(text.len() / 2);
+                Reply::sse(anthropic_tool_stream(&name, &[a, b]), Split::Events)
+            } else {
+                Reply::json(anthropic_tool_message(&name, input))
+            };
+        }
+    }
+    if wants_tool && path == "/v1/chat/completions" {
+        if let Some((name, input)) = sample_tool_call(&body["tools"], false) {
+            return if stream {
+                Reply::sse(openai_tool_stream(&name, &input.to_string()), Split::Events)
+            } else {
+                Reply::json(openai_tool_completion(&name, &input.to_string()))
+            };
+        }
+    }
     match (path, stream) {
         ("/v1/chat/completions", false) => Reply::json(openai_completion("Hello from upstream.")),
         ("/v1/chat/completions", true) => Reply::sse(
@@ -435,6 +507,61 @@ pub fn openai_stream(pieces: &[&str], with_usage: bool) -> Vec<String> {
     }
     out.push("data: [DONE]\n\n".into());
     out
+}
+
+/// A canned OpenAI completion that calls `name` with `arguments`.
+pub fn openai_tool_completion(name: &str, arguments: &str) -> Value {
+    let mut c = openai_completion("");
+    c["choices"][0]["message"] = json!({
+        "role": "assistant", "content": null, "refusal": null,
+        "tool_calls": [{"id": "call_up_1", "type": "function", "function": {"name": name, "arguments": arguments}}]
+    });
+    c["choices"][0]["finish_reason"] = json!("tool_calls");
+    c
+}
+
+/// OpenAI stream events for a tool call whose arguments arrive in two pieces.
+pub fn openai_tool_stream(name: &str, arguments: &str) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({
+            "id": "chatcmpl-upstream-t", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        format!("data: {c}\n\n")
+    };
+    let (a, b) = arguments.split_at(arguments.len() / 2);
+    vec![
+        chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_up_1", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-upstream-t", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}})
+        ),
+        "data: [DONE]\n\n".into(),
+    ]
+}
+
+/// A canned Anthropic `message` calling tool `name` with `input`.
+pub fn anthropic_tool_message(name: &str, input: Value) -> Value {
+    let mut m = anthropic_message("I'll look that up.");
+    m["content"] = json!([
+        {"type": "text", "text": "I'll look that up."},
+        {"type": "tool_use", "id": "toolu_01Up", "name": name, "input": input}
+    ]);
+    m["stop_reason"] = json!("tool_use");
+    m
 }
 
 /// A canned Anthropic `message`.
