@@ -288,25 +288,27 @@ fn default_reply(path: &str, body: &Value) -> Reply {
     let wants_tool = body.get("tools").is_some()
         && body["tool_choice"] != "none"
         && body["tool_choice"]["type"] != "none";
-    if wants_tool && path == "/v1/messages" {
-        if let Some((name, input)) = sample_tool_call(&body["tools"], true) {
-            return if stream {
-                let text = input.to_string();
-                let (a, b) = text.split_at(text.len() / 2);
-                Reply::sse(anthropic_tool_stream(&name, &[a, b]), Split::Events)
-            } else {
-                Reply::json(anthropic_tool_message(&name, input))
-            };
-        }
+    if wants_tool
+        && path == "/v1/messages"
+        && let Some((name, input)) = sample_tool_call(&body["tools"], true)
+    {
+        return if stream {
+            let text = input.to_string();
+            let (a, b) = text.split_at(text.len() / 2);
+            Reply::sse(anthropic_tool_stream(&name, &[a, b]), Split::Events)
+        } else {
+            Reply::json(anthropic_tool_message(&name, input))
+        };
     }
-    if wants_tool && path == "/v1/chat/completions" {
-        if let Some((name, input)) = sample_tool_call(&body["tools"], false) {
-            return if stream {
-                Reply::sse(openai_tool_stream(&name, &input.to_string()), Split::Events)
-            } else {
-                Reply::json(openai_tool_completion(&name, &input.to_string()))
-            };
-        }
+    if wants_tool
+        && path == "/v1/chat/completions"
+        && let Some((name, input)) = sample_tool_call(&body["tools"], false)
+    {
+        return if stream {
+            Reply::sse(openai_tool_stream(&name, &input.to_string()), Split::Events)
+        } else {
+            Reply::json(openai_tool_completion(&name, &input.to_string()))
+        };
     }
     match (path, stream) {
         ("/v1/chat/completions", false) => Reply::json(openai_completion("Hello from upstream.")),

@@ -63,7 +63,7 @@ pub fn anthropic_request(body: &Value) -> Result<(), String> {
         None | Some(Value::String(_)) => {}
         Some(Value::Array(blocks)) => {
             for (i, b) in blocks.iter().enumerate() {
-                if b["type"] != "text" || !b["text"].as_str().is_some_and(|t| !t.is_empty()) {
+                if b["type"] != "text" || b["text"].as_str().is_none_or(str::is_empty) {
                     return Err(format!("system.{i}: must be a non-empty text block"));
                 }
             }
@@ -120,7 +120,7 @@ pub fn anthropic_request(body: &Value) -> Result<(), String> {
             let at = format!("messages.{i}.content.{j}");
             match (role, b["type"].as_str().unwrap_or("")) {
                 (_, "text") => {
-                    if !b["text"].as_str().is_some_and(|t| !t.is_empty()) {
+                    if b["text"].as_str().is_none_or(str::is_empty) {
                         return Err(format!("{at}: text content blocks must be non-empty"));
                     }
                 }
@@ -158,7 +158,7 @@ fn image_source(src: &Value, at: &str) -> Result<(), String> {
             if !["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&mt) {
                 return Err(format!("{at}.source.media_type: unsupported {mt:?}"));
             }
-            if !src["data"].as_str().is_some_and(|d| !d.is_empty()) {
+            if src["data"].as_str().is_none_or(str::is_empty) {
                 return Err(format!("{at}.source.data: Field required"));
             }
             Ok(())
