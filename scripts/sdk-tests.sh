@@ -35,10 +35,22 @@ if [[ ! -x "$MODELGATE_BIN" && "$MODELGATE_BIN" == "$default_bin" ]]; then
     echo "sdk-tests: building the gateway (cargo build -p modelgate)" >&2
     (cd "$repo" && cargo build -p modelgate)
 fi
+# The mock upstream (OpenAI + Anthropic wire formats) sits beside it; `cargo test`
+# builds it, and so does this fallback.
+MOCK_UPSTREAM_BIN="${MOCK_UPSTREAM_BIN:-$(dirname "$MODELGATE_BIN")/modelgate-mock-upstream}"
+if [[ ! -x "$MOCK_UPSTREAM_BIN" ]]; then
+    echo "sdk-tests: building the mock upstream (cargo build -p modelgate-testkit)" >&2
+    (cd "$repo" && cargo build -p modelgate-testkit --bin modelgate-mock-upstream)
+fi
+# pytest runs from tests/sdk: make both paths absolute.
+abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+MOCK_UPSTREAM_BIN="$(abspath "$MOCK_UPSTREAM_BIN")"
+export MOCK_UPSTREAM_BIN
 if [[ ! -x "$MODELGATE_BIN" ]]; then
     echo "sdk-tests: gateway binary not found or not executable: $MODELGATE_BIN" >&2
     exit 2
 fi
+MODELGATE_BIN="$(abspath "$MODELGATE_BIN")"
 export MODELGATE_BIN
 
 # --- Run ----------------------------------------------------------------------

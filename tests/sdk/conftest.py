@@ -32,12 +32,24 @@ MAX_BODY_BYTES = 256 * 1024
 READY_TIMEOUT_S = 20.0
 SHUTDOWN_TIMEOUT_S = 15.0
 
+UPSTREAM_KEY = "sk-upstream-sdk-tests"
+
+# `{upstream}` is the mock upstream's URL (OpenAI and Anthropic wire formats).
 CONFIG_YAML = f"""\
 server:
   max_body_bytes: {MAX_BODY_BYTES}
   shutdown_grace_seconds: 5
-env_providers: false
 models:
+  - name: up-gpt
+    provider: openai
+    model: gpt-4o-mini
+    base_url: {{upstream}}/v1
+    api_key: {UPSTREAM_KEY}
+  - name: up-claude
+    provider: anthropic
+    model: claude-sonnet-4-5
+    base_url: {{upstream}}
+    api_key: {UPSTREAM_KEY}
   - name: slow
     provider: mock
     model: stall
@@ -54,6 +66,13 @@ def _binary() -> Path:
         return Path(explicit)
     target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
     return Path(target) / "debug" / "modelgate"
+
+
+def _mock_upstream_binary() -> Path:
+    explicit = os.environ.get("MOCK_UPSTREAM_BIN")
+    if explicit:
+        return Path(explicit)
+    return _binary().parent / "modelgate-mock-upstream"
 
 
 def _free_port() -> int:
@@ -88,16 +107,23 @@ class Gateway:
     log_path: Path
 
 
-def _start(binary: Path, workdir: Path, attempt: int) -> tuple[subprocess.Popen, Gateway]:
+def _start(
+    binary: Path, workdir: Path, attempt: int, upstream: str
+) -> tuple[subprocess.Popen, Gateway]:
     port = _free_port()
     config = workdir / "modelgate.yaml"
-    config.write_text(CONFIG_YAML)
+    config.write_text(CONFIG_YAML.replace("{upstream}", upstream))
     log_path = workdir / f"gateway-{attempt}.log"
     env = dict(os.environ)
     env["MODELGATE_MASTER_KEY"] = MASTER_KEY
     # Never let a developer's real provider keys or config leak into the run.
     for var in ("MODELGATE_CONFIG", "MODELGATE_LISTEN", "MODELGATE_DB"):
         env.pop(var, None)
+    # Zero-config providers, pointed (like the SDKs' own variables) at the mock.
+    env["OPENAI_API_KEY"] = UPSTREAM_KEY
+    env["OPENAI_BASE_URL"] = f"{upstream}/v1"
+    env["ANTHROPIC_API_KEY"] = UPSTREAM_KEY
+    env["ANTHROPIC_BASE_URL"] = upstream
     env.setdefault("RUST_LOG", "info")
     log = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -135,7 +161,34 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway() -> Iterator[Gateway]:
+def upstream() -> Iterator[str]:
+    """The test kit's mock upstream: OpenAI and Anthropic wire formats, strict
+    request validation like the real APIs, tool calls when tools are offered."""
+    binary = _mock_upstream_binary()
+    if not binary.is_file():
+        pytest.exit(
+            f"mock upstream binary not found at {binary}; build it with "
+            "`cargo build -p modelgate-testkit` or set MOCK_UPSTREAM_BIN",
+            returncode=2,
+        )
+    proc = subprocess.Popen(
+        [str(binary), "--listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip() if proc.stdout else ""
+        if not line.startswith("listening on "):
+            pytest.fail(f"mock upstream did not start: {line!r}", pytrace=False)
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: str) -> Iterator[Gateway]:
     binary = _binary()
     if not binary.is_file():
         pytest.exit(
@@ -149,7 +202,7 @@ def gateway() -> Iterator[Gateway]:
         # The free port is only reserved until we close the probe socket, so
         # another process could grab it: retry on an early exit.
         for attempt in range(3):
-            proc, gw = _start(binary, workdir, attempt)
+            proc, gw = _start(binary, workdir, attempt, upstream)
             deadline = time.monotonic() + READY_TIMEOUT_S
             ready = False
             while time.monotonic() < deadline:
