@@ -190,6 +190,19 @@ impl Drop for Settle {
             self.rec.error_message = Some("the request handler panicked".into());
         }
         let rec = self.finalize();
+        tracing::info!(
+            target: "modelgate::access",
+            request_id = %rec.id,
+            route = %rec.route,
+            model = %rec.requested_model,
+            deployment = rec.deployment.as_deref().unwrap_or("-"),
+            status = rec.status,
+            error = rec.error_class.as_deref().unwrap_or("-"),
+            latency_ms = rec.latency_us as f64 / 1000.0,
+            input_tokens = rec.input_tokens,
+            output_tokens = rec.output_tokens,
+            "request"
+        );
         self.log.record(rec);
     }
 }
