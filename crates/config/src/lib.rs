@@ -46,10 +46,138 @@ pub const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
-    /// Named models from the file, by public name.
-    pub models: BTreeMap<String, Arc<Deployment>>,
+    /// Every deployment from the file (`deployments:` and inline models).
+    pub deployments: Vec<Arc<Deployment>>,
+    /// Public model names (aliases) from the file.
+    pub models: BTreeMap<String, Arc<Alias>>,
     /// Provider templates for the `provider/<model>` names served without a file.
     pub prefixes: BTreeMap<String, Arc<Deployment>>,
+    /// Health and retry-budget settings.
+    pub router: RouterConfig,
+}
+
+/// A public model name and how requests for it are routed.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub name: String,
+    /// The deployment group (never empty).
+    pub deployments: Vec<Arc<Deployment>>,
+    pub strategy: Strategy,
+    pub retry: RetryPolicy,
+    pub fallbacks: Fallbacks,
+    /// Context window in tokens, when known.
+    pub context_window: Option<u64>,
+    pub hedge: Option<Hedge>,
+}
+
+impl Alias {
+    /// A single-deployment alias with default routing (zero-config names).
+    pub fn single(name: String, deployment: Arc<Deployment>) -> Alias {
+        Alias {
+            name,
+            deployments: vec![deployment],
+            strategy: Strategy::default(),
+            retry: RetryPolicy::default(),
+            fallbacks: Fallbacks::default(),
+            context_window: None,
+            hedge: None,
+        }
+    }
+}
+
+/// How an alias orders its deployments for an attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Lowest `priority` first; ties broken by weight. The default: predictable.
+    #[default]
+    Priority,
+    /// Random in proportion to `weight`.
+    Weighted,
+    /// Fewest requests in flight.
+    LeastBusy,
+    /// Lowest moving average time to first token, with some exploration.
+    LowestLatency,
+    /// Cheapest price first.
+    LowestCost,
+}
+
+impl Strategy {
+    /// Parses a config name.
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "priority" => Strategy::Priority,
+            "weighted" => Strategy::Weighted,
+            "least_busy" => Strategy::LeastBusy,
+            "lowest_latency" => Strategy::LowestLatency,
+            "lowest_cost" => Strategy::LowestCost,
+            _ => return None,
+        })
+    }
+}
+
+/// Retries within an alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most attempts per client request (first attempt included), over all aliases tried.
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// No attempt starts later than this after the request arrived.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Fallback alias chains by failure kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fallbacks {
+    pub general: Vec<String>,
+    pub context_window: Vec<String>,
+    pub content_policy: Vec<String>,
+}
+
+/// Hedging settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hedge {
+    /// Fixed threshold for time to first token.
+    pub after: Option<Duration>,
+    /// Use the deployment's observed p95 time to first token.
+    pub p95: bool,
+    /// Largest share of requests hedged.
+    pub max_share: f64,
+}
+
+/// Router-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouterConfig {
+    pub breaker_consecutive_failures: u32,
+    pub breaker_error_rate: f64,
+    pub breaker_window: u32,
+    pub breaker_cooldown: Duration,
+    pub retry_budget_ratio: f64,
+    pub retry_budget_min_per_second: u32,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            breaker_consecutive_failures: 5,
+            breaker_error_rate: 0.5,
+            breaker_window: 20,
+            breaker_cooldown: Duration::from_secs(30),
+            retry_budget_ratio: 0.2,
+            retry_budget_min_per_second: 5,
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -137,6 +265,8 @@ pub struct Timeouts {
     pub request: Duration,
     /// Longest silence between two stream chunks.
     pub idle: Duration,
+    /// Streams: longest wait for the first content; past it the attempt fails over.
+    pub first_token: Duration,
 }
 
 impl Default for Timeouts {
@@ -145,6 +275,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             request: Duration::from_secs(600),
             idle: Duration::from_secs(120),
+            first_token: Duration::from_secs(600),
         }
     }
 }
@@ -170,6 +301,14 @@ pub struct Deployment {
     pub default_max_tokens: u32,
     /// Ask OpenAI-dialect upstreams for usage on streams (`stream_options.include_usage`).
     pub stream_usage: bool,
+    /// Relative share under the `weighted` strategy.
+    pub weight: u32,
+    /// Order under the `priority` strategy (lower first).
+    pub priority: u32,
+    /// Labels for tag routing.
+    pub tags: Vec<String>,
+    /// Most requests in flight at once.
+    pub max_concurrency: Option<u32>,
 }
 
 impl Config {

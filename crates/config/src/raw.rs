@@ -18,9 +18,15 @@ pub struct RawConfig {
     /// The embedded store.
     #[serde(default)]
     pub store: RawStore,
-    /// Public model names and the deployments behind them.
+    /// Upstream deployments that aliases in `models` refer to by name.
+    #[serde(default)]
+    pub deployments: Vec<RawDeployment>,
+    /// Public model names (aliases) and the deployments behind them.
     #[serde(default)]
     pub models: Vec<RawModel>,
+    /// Health and retry-budget settings shared by every alias.
+    #[serde(default)]
+    pub router: RawRouter,
     /// Serve `openai/<model>` and `anthropic/<model>` from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`
     /// (and `mock/<behaviour>` always). Default true.
     #[serde(default, deserialize_with = "opt_bool")]
@@ -55,16 +61,16 @@ pub struct RawStore {
     pub sqlite_path: Option<String>,
 }
 
-/// One entry of `models:`.
+/// One entry of `deployments:`: where requests can really go.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawModel {
-    /// The public model name clients send.
+pub struct RawDeployment {
+    /// Unique name, referred to from `models[].deployments`.
     pub name: String,
     /// `openai`, `openai_compatible`, `anthropic` or `mock`.
-    pub provider: String,
+    pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
-    pub model: String,
+    pub model: Option<String>,
     /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
@@ -92,6 +98,179 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub stream_usage: Option<bool>,
+    /// Share of traffic under the `weighted` strategy (relative). Default 1.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub weight: Option<u64>,
+    /// Order under the `priority` strategy: lower goes first. Default 0.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub priority: Option<u64>,
+    /// Labels for tag routing (`x-modelgate-tags: eu`), e.g. region or tier.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Most requests in flight at once on this deployment; more are routed elsewhere.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub max_concurrency: Option<u64>,
+}
+
+/// One entry of `models:`: a public name (alias). Either lists `deployments`
+/// by name, or describes a single deployment inline (`provider`, `model`, ...).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The public model name clients send.
+    pub name: String,
+    /// Names of entries in `deployments:` that serve this alias.
+    pub deployments: Option<Vec<String>>,
+    /// `openai`, `openai_compatible`, `anthropic` or `mock`.
+    pub provider: Option<String>,
+    /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
+    pub model: Option<String>,
+    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
+    pub base_url: Option<String>,
+    /// Provider API key (usually `${SOME_ENV}`).
+    pub api_key: Option<String>,
+    /// Name of the environment variable that holds the provider API key.
+    pub api_key_env: Option<String>,
+    /// Extra headers sent upstream.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Upstream timeouts.
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    /// Price in USD per one million tokens.
+    pub price: Option<RawPrice>,
+    /// Drop request fields the provider cannot take instead of answering 400.
+    #[serde(default, deserialize_with = "opt_bool")]
+    #[schemars(with = "Option<bool>")]
+    pub drop_unsupported_params: Option<bool>,
+    /// `max_tokens` sent when the client sets none (Anthropic). Default 4096.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub default_max_tokens: Option<u64>,
+    /// Ask OpenAI-dialect upstreams for stream usage. Default true; turn off for
+    /// servers that reject `stream_options`.
+    #[serde(default, deserialize_with = "opt_bool")]
+    #[schemars(with = "Option<bool>")]
+    pub stream_usage: Option<bool>,
+    /// Share of traffic under the `weighted` strategy (relative). Default 1.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub weight: Option<u64>,
+    /// Order under the `priority` strategy: lower goes first. Default 0.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub priority: Option<u64>,
+    /// Labels for tag routing (`x-modelgate-tags: eu`), e.g. region or tier.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Most requests in flight at once on this deployment; more are routed elsewhere.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub max_concurrency: Option<u64>,
+    /// How a deployment is chosen: `priority` (default), `weighted`, `least_busy`,
+    /// `lowest_latency` or `lowest_cost`.
+    pub strategy: Option<String>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: RawRetry,
+    /// Aliases to try when this one fails, by kind of failure.
+    #[serde(default)]
+    pub fallbacks: RawFallbacks,
+    /// The model's context window in tokens: longer requests go straight to the
+    /// `context_window` fallback.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub context_window: Option<u64>,
+    /// Hedged requests (opt-in).
+    pub hedge: Option<RawHedge>,
+}
+
+/// `retry:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Most upstream attempts per client request, across deployments. Default 3.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub max_attempts: Option<u64>,
+    /// First backoff between attempts (doubles, with jitter). Default 50.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub backoff_ms: Option<u64>,
+    /// Largest backoff. Default 2000.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub max_backoff_ms: Option<u64>,
+    /// No attempt starts after this much time since the request arrived. Default 120000.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub deadline_ms: Option<u64>,
+}
+
+/// `fallbacks:` (alias names, tried in order).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallbacks {
+    /// After transient failures (5xx, 429, timeouts, connection errors) exhaust this alias.
+    #[serde(default)]
+    pub general: Vec<String>,
+    /// When the request is too long for the model (estimated, or the provider says so).
+    #[serde(default)]
+    pub context_window: Vec<String>,
+    /// When the provider refuses or filters the content.
+    #[serde(default)]
+    pub content_policy: Vec<String>,
+}
+
+/// `hedge:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedge {
+    /// Start a second attempt when the first has no content after this long.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub after_ms: Option<u64>,
+    /// Use the deployment's observed p95 time to first token instead (falls back to `after_ms`).
+    #[serde(default, deserialize_with = "opt_bool")]
+    #[schemars(with = "Option<bool>")]
+    pub p95: Option<bool>,
+    /// Largest share of requests that may be hedged (0 to 1). Default 0.1.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub max_share: Option<f64>,
+}
+
+/// `router:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouter {
+    /// Consecutive failures that open a deployment's breaker. Default 5.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub breaker_consecutive_failures: Option<u64>,
+    /// Error rate (0 to 1) over the last `breaker_window` outcomes that opens the breaker. Default 0.5.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub breaker_error_rate: Option<f64>,
+    /// Outcomes the error rate is computed over (at least this many). Default 20.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub breaker_window: Option<u64>,
+    /// How long an open breaker keeps a deployment out before one probe. Default 30000.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub breaker_cooldown_ms: Option<u64>,
+    /// Retries allowed as a share of requests (over 10 s). Default 0.2.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub retry_budget_ratio: Option<f64>,
+    /// Retries always allowed per second on top of the ratio. Default 5.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub retry_budget_min_per_second: Option<u64>,
 }
 
 /// `timeouts:` (milliseconds).
@@ -106,6 +285,11 @@ pub struct RawTimeouts {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub request_ms: Option<u64>,
+    /// Streams: longest wait for the first content after the request is sent;
+    /// past it the attempt fails over. Default: `request_ms`.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub first_token_ms: Option<u64>,
     /// Longest gap between stream chunks. Default 120000.
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]

@@ -10,11 +10,12 @@ use modelgate_core::Price;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::raw::{RawModel, RawPrice, RawServer, RawStore};
+use crate::raw::{RawDeployment, RawModel, RawPrice, RawRouter, RawServer, RawStore};
 use crate::{
-    ANTHROPIC_DEFAULT_BASE, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
+    ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
-    OPENAI_DEFAULT_BASE, ProviderKind, Secret, ServerConfig, StoreConfig, Timeouts,
+    Fallbacks, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret,
+    ServerConfig, StoreConfig, Strategy, Timeouts,
 };
 
 /// One problem in the configuration, with the path of the field at fault.
@@ -64,7 +65,14 @@ impl Errors {
     }
 }
 
-const TOP_LEVEL: [&str; 4] = ["server", "store", "models", "env_providers"];
+const TOP_LEVEL: [&str; 6] = [
+    "server",
+    "store",
+    "deployments",
+    "models",
+    "router",
+    "env_providers",
+];
 
 pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErrors> {
     let mut errs = Errors(Vec::new());
@@ -94,6 +102,8 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     let mut server = RawServer::default();
     let mut store = RawStore::default();
     let mut models: Vec<(String, RawModel)> = Vec::new();
+    let mut raw_deployments: Vec<(String, RawDeployment)> = Vec::new();
+    let mut router = RawRouter::default();
     let mut env_providers = None;
     for (key, value) in top {
         match key.as_str() {
@@ -107,6 +117,23 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
                     store = s;
                 }
             }
+            "router" => {
+                if let Some(r) = section(value, "router", &mut errs) {
+                    router = r;
+                }
+            }
+            "deployments" => match value {
+                Value::Array(items) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        let path = format!("deployments[{i}]");
+                        if let Some(d) = section::<RawDeployment>(item, &path, &mut errs) {
+                            raw_deployments.push((path, d));
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => errs.push("deployments", "expected a list of deployments"),
+            },
             "models" => match value {
                 Value::Array(items) => {
                     for (i, item) in items.into_iter().enumerate() {
@@ -145,21 +172,42 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
                 .unwrap_or_else(|| DEFAULT_SQLITE_PATH.to_owned()),
         ),
     };
-    let mut by_name = BTreeMap::new();
-    for (path, m) in models {
-        let name = m.name.clone();
-        if let Some(d) = validate_model(m, &path, env, &mut errs) {
-            match by_name.entry(name) {
-                std::collections::btree_map::Entry::Occupied(e) => errs.push(
+    let mut deployments: Vec<Arc<Deployment>> = Vec::new();
+    let mut by_deployment: BTreeMap<String, Arc<Deployment>> = BTreeMap::new();
+    for (path, raw) in raw_deployments {
+        let name = raw.name.clone();
+        if let Some(d) = validate_deployment(raw, &path, env, &mut errs) {
+            if by_deployment.contains_key(&name) {
+                errs.push(
                     format!("{path}.name"),
-                    format!("duplicate model name {:?}", e.key()),
-                ),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(Arc::new(d));
-                }
+                    format!("duplicate deployment name {name:?}"),
+                );
+            } else {
+                let d = Arc::new(d);
+                by_deployment.insert(name, d.clone());
+                deployments.push(d);
             }
         }
     }
+    let mut aliases: BTreeMap<String, Arc<Alias>> = BTreeMap::new();
+    let mut alias_paths: BTreeMap<String, String> = BTreeMap::new();
+    for (path, m) in models {
+        let name = m.name.clone();
+        if let Some(alias) =
+            validate_alias(m, &path, env, &by_deployment, &mut deployments, &mut errs)
+        {
+            if aliases.contains_key(&name) {
+                errs.push(
+                    format!("{path}.name"),
+                    format!("duplicate model name {name:?}"),
+                );
+            } else {
+                alias_paths.insert(name.clone(), path);
+                aliases.insert(name, Arc::new(alias));
+            }
+        }
+    }
+    let router = validate_router(&router, &mut errs);
     let prefixes = if env_providers.unwrap_or(true) {
         env_prefixes(env, &mut errs)
     } else {
@@ -170,14 +218,17 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         );
         p
     };
+    check_fallbacks(&aliases, &alias_paths, &prefixes, &mut errs);
     if !errs.0.is_empty() {
         return Err(ConfigErrors(errs.0));
     }
     Ok(Config {
         server,
         store,
-        models: by_name,
+        deployments,
+        models: aliases,
         prefixes,
+        router,
     })
 }
 
@@ -315,7 +366,12 @@ fn fallback_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8600))
 }
 
-fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
+fn validate_deployment(
+    m: RawDeployment,
+    path: &str,
+    env: &dyn Env,
+    errs: &mut Errors,
+) -> Option<Deployment> {
     let before = errs.0.len();
     if m.name.trim().is_empty() || m.name.chars().any(char::is_whitespace) {
         errs.push(
@@ -323,18 +379,24 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
             "must be non-empty and contain no whitespace",
         );
     }
-    let provider = ProviderKind::parse(&m.provider);
-    if provider.is_none() {
+    let provider_name = m.provider.clone().unwrap_or_default();
+    let provider = ProviderKind::parse(&provider_name);
+    if m.provider.is_none() {
+        errs.push(format!("{path}.provider"), "is required");
+    } else if provider.is_none() {
         errs.push(
             format!("{path}.provider"),
             format!(
                 "unknown provider {:?}, expected one of {}",
-                m.provider,
+                provider_name,
                 ProviderKind::ALL.join(", ")
             ),
         );
     }
-    if m.model.trim().is_empty() {
+    let upstream_model = m.model.clone().unwrap_or_default();
+    if m.model.is_none() {
+        errs.push(format!("{path}.model"), "is required");
+    } else if upstream_model.trim().is_empty() {
         errs.push(format!("{path}.model"), "must not be empty");
     }
     let api_key = match (&m.api_key, &m.api_key_env) {
@@ -392,10 +454,7 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
     {
         errs.push(
             format!("{path}.api_key"),
-            format!(
-                "provider {} needs an API key (api_key or api_key_env)",
-                m.provider
-            ),
+            format!("provider {provider_name} needs an API key (api_key or api_key_env)"),
         );
     }
     let mut timeouts = Timeouts::default();
@@ -403,6 +462,11 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
         ("connect_ms", m.timeouts.connect_ms, &mut timeouts.connect),
         ("request_ms", m.timeouts.request_ms, &mut timeouts.request),
         ("idle_ms", m.timeouts.idle_ms, &mut timeouts.idle),
+        (
+            "first_token_ms",
+            m.timeouts.first_token_ms,
+            &mut timeouts.first_token,
+        ),
     ] {
         match value {
             Some(0) => errs.push(format!("{path}.timeouts.{field}"), "must be greater than 0"),
@@ -410,6 +474,25 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
             None => {}
         }
     }
+    if m.timeouts.first_token_ms.is_none() {
+        timeouts.first_token = timeouts.request;
+    }
+    let weight = match m.weight {
+        Some(0) => {
+            errs.push(format!("{path}.weight"), "must be greater than 0");
+            1
+        }
+        Some(w) => u32::try_from(w).unwrap_or(u32::MAX),
+        None => 1,
+    };
+    let max_concurrency = match m.max_concurrency {
+        Some(0) => {
+            errs.push(format!("{path}.max_concurrency"), "must be greater than 0");
+            None
+        }
+        Some(c) => Some(u32::try_from(c).unwrap_or(u32::MAX)),
+        None => None,
+    };
     let price = m
         .price
         .as_ref()
@@ -436,7 +519,7 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
     Some(Deployment {
         name: m.name,
         provider: provider?,
-        upstream_model: m.model,
+        upstream_model,
         base_url,
         api_key,
         headers,
@@ -445,7 +528,316 @@ fn validate_model(m: RawModel, path: &str, env: &dyn Env, errs: &mut Errors) -> 
         drop_unsupported_params: m.drop_unsupported_params.unwrap_or(false),
         default_max_tokens,
         stream_usage: m.stream_usage.unwrap_or(true),
+        weight,
+        priority: u32::try_from(m.priority.unwrap_or(0)).unwrap_or(u32::MAX),
+        tags: m.tags,
+        max_concurrency,
     })
+}
+
+/// Validates one `models[]` entry: either a group of named deployments or one
+/// inline deployment (added to `deployments` under the alias's name).
+fn validate_alias(
+    m: RawModel,
+    path: &str,
+    env: &dyn Env,
+    named: &BTreeMap<String, Arc<Deployment>>,
+    deployments: &mut Vec<Arc<Deployment>>,
+    errs: &mut Errors,
+) -> Option<Alias> {
+    let before = errs.0.len();
+    if m.name.trim().is_empty() || m.name.chars().any(char::is_whitespace) {
+        errs.push(
+            format!("{path}.name"),
+            "must be non-empty and contain no whitespace",
+        );
+    }
+    let strategy = match m.strategy.as_deref() {
+        None => Strategy::default(),
+        Some(s) => Strategy::parse(s).unwrap_or_else(|| {
+            errs.push(
+                format!("{path}.strategy"),
+                format!("unknown strategy {s:?}, expected one of priority, weighted, least_busy, lowest_latency, lowest_cost"),
+            );
+            Strategy::default()
+        }),
+    };
+    let inline = m.provider.is_some() || m.model.is_some();
+    let group: Vec<Arc<Deployment>> = match (&m.deployments, inline) {
+        (Some(_), true) => {
+            errs.push(
+                format!("{path}.deployments"),
+                "list deployments by name or describe one inline (provider, model), not both",
+            );
+            vec![]
+        }
+        (Some(names), false) => {
+            if names.is_empty() {
+                errs.push(
+                    format!("{path}.deployments"),
+                    "must name at least one deployment",
+                );
+            }
+            names
+                .iter()
+                .enumerate()
+                .filter_map(|(j, n)| match named.get(n) {
+                    Some(d) => Some(d.clone()),
+                    None => {
+                        errs.push(
+                            format!("{path}.deployments[{j}]"),
+                            format!("unknown deployment {n:?} (define it under deployments:)"),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        }
+        (None, _) => {
+            if named.contains_key(&m.name) {
+                errs.push(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is also a deployment name; list it under `deployments:` instead",
+                        m.name
+                    ),
+                );
+            }
+            let raw = RawDeployment {
+                name: m.name.clone(),
+                provider: m.provider.clone(),
+                model: m.model.clone(),
+                base_url: m.base_url.clone(),
+                api_key: m.api_key.clone(),
+                api_key_env: m.api_key_env.clone(),
+                headers: m.headers.clone(),
+                timeouts: crate::raw::RawTimeouts {
+                    connect_ms: m.timeouts.connect_ms,
+                    request_ms: m.timeouts.request_ms,
+                    first_token_ms: m.timeouts.first_token_ms,
+                    idle_ms: m.timeouts.idle_ms,
+                },
+                price: m.price.as_ref().map(|p| RawPrice {
+                    input: p.input,
+                    output: p.output,
+                    cached_input: p.cached_input,
+                    cache_write: p.cache_write,
+                }),
+                drop_unsupported_params: m.drop_unsupported_params,
+                default_max_tokens: m.default_max_tokens,
+                stream_usage: m.stream_usage,
+                weight: m.weight,
+                priority: m.priority,
+                tags: m.tags.clone(),
+                max_concurrency: m.max_concurrency,
+            };
+            match validate_deployment(raw, path, env, errs) {
+                Some(d) => {
+                    let d = Arc::new(d);
+                    deployments.push(d.clone());
+                    vec![d]
+                }
+                None => vec![],
+            }
+        }
+    };
+    let r = &m.retry;
+    let defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        max_attempts: match r.max_attempts {
+            Some(0) => {
+                errs.push(format!("{path}.retry.max_attempts"), "must be at least 1");
+                1
+            }
+            Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+            None => defaults.max_attempts,
+        },
+        backoff: r.backoff_ms.map_or(defaults.backoff, Duration::from_millis),
+        max_backoff: r
+            .max_backoff_ms
+            .map_or(defaults.max_backoff, Duration::from_millis),
+        deadline: match r.deadline_ms {
+            Some(0) => {
+                errs.push(
+                    format!("{path}.retry.deadline_ms"),
+                    "must be greater than 0",
+                );
+                defaults.deadline
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => defaults.deadline,
+        },
+    };
+    if m.context_window == Some(0) {
+        errs.push(format!("{path}.context_window"), "must be greater than 0");
+    }
+    let hedge = m.hedge.as_ref().map(|h| {
+        let max_share = h.max_share.unwrap_or(0.1);
+        if !(max_share > 0.0 && max_share <= 1.0) {
+            errs.push(
+                format!("{path}.hedge.max_share"),
+                "must be above 0 and at most 1",
+            );
+        }
+        if h.after_ms.is_none() && h.p95 != Some(true) {
+            errs.push(
+                format!("{path}.hedge"),
+                "set after_ms, or p95: true (with after_ms as the cold-start threshold)",
+            );
+        }
+        if h.after_ms == Some(0) {
+            errs.push(format!("{path}.hedge.after_ms"), "must be greater than 0");
+        }
+        Hedge {
+            after: h.after_ms.map(Duration::from_millis),
+            p95: h.p95.unwrap_or(false),
+            max_share,
+        }
+    });
+    if errs.0.len() != before || group.is_empty() {
+        return None;
+    }
+    Some(Alias {
+        name: m.name,
+        deployments: group,
+        strategy,
+        retry,
+        fallbacks: Fallbacks {
+            general: m.fallbacks.general,
+            context_window: m.fallbacks.context_window,
+            content_policy: m.fallbacks.content_policy,
+        },
+        context_window: m.context_window,
+        hedge,
+    })
+}
+
+fn validate_router(r: &RawRouter, errs: &mut Errors) -> RouterConfig {
+    let d = RouterConfig::default();
+    let rate = |field: &str, v: Option<f64>, default: f64, errs: &mut Errors| match v {
+        Some(x) if !(0.0..=1.0).contains(&x) => {
+            errs.push(format!("router.{field}"), "must be between 0 and 1");
+            default
+        }
+        Some(x) => x,
+        None => default,
+    };
+    let positive = |field: &str, v: Option<u64>, default: u32, errs: &mut Errors| match v {
+        Some(0) => {
+            errs.push(format!("router.{field}"), "must be greater than 0");
+            default
+        }
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        None => default,
+    };
+    RouterConfig {
+        breaker_consecutive_failures: positive(
+            "breaker_consecutive_failures",
+            r.breaker_consecutive_failures,
+            d.breaker_consecutive_failures,
+            errs,
+        ),
+        breaker_error_rate: rate(
+            "breaker_error_rate",
+            r.breaker_error_rate,
+            d.breaker_error_rate,
+            errs,
+        ),
+        breaker_window: positive("breaker_window", r.breaker_window, d.breaker_window, errs),
+        breaker_cooldown: r
+            .breaker_cooldown_ms
+            .map_or(d.breaker_cooldown, Duration::from_millis),
+        retry_budget_ratio: match r.retry_budget_ratio {
+            Some(x) if !(x >= 0.0 && x.is_finite()) => {
+                errs.push("router.retry_budget_ratio", "must be 0 or more");
+                d.retry_budget_ratio
+            }
+            Some(x) => x,
+            None => d.retry_budget_ratio,
+        },
+        retry_budget_min_per_second: r
+            .retry_budget_min_per_second
+            .map_or(d.retry_budget_min_per_second, |n| {
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }),
+    }
+}
+
+/// Fallback chains must name known aliases (or served `provider/model` names)
+/// and must not loop.
+fn check_fallbacks(
+    aliases: &BTreeMap<String, Arc<Alias>>,
+    paths: &BTreeMap<String, String>,
+    prefixes: &BTreeMap<String, Arc<Deployment>>,
+    errs: &mut Errors,
+) {
+    let known = |name: &str| {
+        aliases.contains_key(name)
+            || name
+                .split_once('/')
+                .is_some_and(|(p, rest)| !rest.is_empty() && prefixes.contains_key(p))
+    };
+    for (name, alias) in aliases {
+        let path = paths.get(name).cloned().unwrap_or_default();
+        for (kind, chain) in [
+            ("general", &alias.fallbacks.general),
+            ("context_window", &alias.fallbacks.context_window),
+            ("content_policy", &alias.fallbacks.content_policy),
+        ] {
+            for (j, target) in chain.iter().enumerate() {
+                if target == name {
+                    errs.push(
+                        format!("{path}.fallbacks.{kind}[{j}]"),
+                        "an alias cannot fall back to itself",
+                    );
+                } else if !known(target) {
+                    errs.push(
+                        format!("{path}.fallbacks.{kind}[{j}]"),
+                        format!("unknown model {target:?}"),
+                    );
+                }
+            }
+        }
+    }
+    // Cycles over all fallback edges (a -> b -> a would ping-pong).
+    let edges = |a: &Alias| -> Vec<String> {
+        a.fallbacks
+            .general
+            .iter()
+            .chain(&a.fallbacks.context_window)
+            .chain(&a.fallbacks.content_policy)
+            .filter(|t| aliases.contains_key(*t) && *t != &a.name)
+            .cloned()
+            .collect()
+    };
+    let mut reported = std::collections::BTreeSet::new();
+    for start in aliases.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        while let Some((node, trail)) = stack.pop() {
+            let Some(alias) = aliases.get(&node) else {
+                continue;
+            };
+            for next in edges(alias) {
+                if next == *start {
+                    let mut cycle = trail.clone();
+                    cycle.push(next.clone());
+                    let mut key: Vec<String> = trail.clone();
+                    key.sort();
+                    if reported.insert(key) {
+                        let path = paths.get(start).cloned().unwrap_or_default();
+                        errs.push(
+                            format!("{path}.fallbacks"),
+                            format!("fallback cycle: {}", cycle.join(" -> ")),
+                        );
+                    }
+                } else if !trail.contains(&next) {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next, t));
+                }
+            }
+        }
+    }
 }
 
 fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> {
@@ -496,6 +888,10 @@ fn template(
         drop_unsupported_params: false,
         default_max_tokens: DEFAULT_ANTHROPIC_MAX_TOKENS,
         stream_usage: true,
+        weight: 1,
+        priority: 0,
+        tags: Vec::new(),
+        max_concurrency: None,
     }
 }
 
@@ -601,13 +997,14 @@ models:
         let env = MapEnv::from_pairs([("MK", "master"), ("OAI", "sk"), ("AK", "ak")]);
         let c = Config::load(Some(yaml), &env).unwrap();
         assert_eq!(c.server.max_body_bytes, 1024);
-        let g = &c.models["gpt-4o"];
+        let g = &c.models["gpt-4o"].deployments[0];
         assert_eq!(g.price.unwrap().input_per_mtok, 2_500_000);
         assert_eq!(g.price.unwrap().cached_input_per_mtok, Some(1_250_000));
         assert_eq!(g.timeouts.connect, Duration::from_millis(500));
         assert_eq!(g.base_url, OPENAI_DEFAULT_BASE);
-        assert_eq!(c.models["claude"].default_max_tokens, 1000);
-        assert_eq!(c.models["local"].api_key, None);
+        assert_eq!(c.models["claude"].deployments[0].default_max_tokens, 1000);
+        assert_eq!(c.models["local"].deployments[0].api_key, None);
+        assert_eq!(c.deployments.len(), 3);
     }
 
     #[test]
@@ -642,6 +1039,96 @@ models:
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn aliases_over_deployment_groups() {
+        let yaml = r#"
+deployments:
+  - { name: a, provider: mock, model: echo, weight: 3, priority: 1, tags: [eu], max_concurrency: 10 }
+  - { name: b, provider: mock, model: text, timeouts: { first_token_ms: 500 } }
+models:
+  - name: chat
+    deployments: [a, b]
+    strategy: weighted
+    retry: { max_attempts: 4, backoff_ms: 10, deadline_ms: 5000 }
+    fallbacks: { general: [backup], context_window: [long] }
+    context_window: 8000
+    hedge: { after_ms: 300, max_share: 0.05 }
+  - { name: backup, deployments: [b] }
+  - { name: long, provider: mock, model: echo }
+router: { breaker_consecutive_failures: 3, breaker_cooldown_ms: 1000 }
+"#;
+        let c = Config::load(Some(yaml), &MapEnv::default()).unwrap();
+        let chat = &c.models["chat"];
+        assert_eq!(chat.deployments.len(), 2);
+        assert_eq!(chat.strategy, Strategy::Weighted);
+        assert_eq!(chat.retry.max_attempts, 4);
+        assert_eq!(chat.deployments[0].weight, 3);
+        assert_eq!(chat.deployments[0].tags, vec!["eu"]);
+        assert_eq!(
+            chat.deployments[1].timeouts.first_token,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            chat.deployments[0].timeouts.first_token,
+            chat.deployments[0].timeouts.request
+        );
+        assert_eq!(chat.hedge.unwrap().after, Some(Duration::from_millis(300)));
+        assert_eq!(c.router.breaker_consecutive_failures, 3);
+        // a deployment shared by two aliases is one deployment
+        assert!(Arc::ptr_eq(
+            &chat.deployments[1],
+            &c.models["backup"].deployments[0]
+        ));
+        assert_eq!(c.deployments.len(), 3);
+    }
+
+    #[test]
+    fn alias_errors_are_reported_with_paths() {
+        let yaml = r#"
+deployments:
+  - { name: a, provider: mock, model: echo }
+models:
+  - { name: x, deployments: [a, nope], fallbacks: { general: [y, ghost] } }
+  - { name: y, deployments: [a], fallbacks: { content_policy: [x] } }
+  - { name: z, deployments: [] }
+  - { name: w, deployments: [a], provider: mock, model: echo }
+  - { name: v, deployments: [a], strategy: fastest }
+"#;
+        let text = Config::load(Some(yaml), &MapEnv::default())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "models[0].deployments[1]: unknown deployment \"nope\"",
+            "models[2].deployments: must name at least one deployment",
+            "models[3].deployments: list deployments by name or describe one inline",
+            "models[4].strategy: unknown strategy \"fastest\"",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        let yaml = r#"
+deployments:
+  - { name: a, provider: mock, model: echo }
+models:
+  - { name: x, deployments: [a], fallbacks: { general: [y, ghost] } }
+  - { name: y, deployments: [a], fallbacks: { content_policy: [x] } }
+  - { name: s, deployments: [a], fallbacks: { general: [s, mock/echo] } }
+"#;
+        let text = Config::load(Some(yaml), &MapEnv::default())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "fallbacks.general[1]: unknown model \"ghost\"",
+            "fallback cycle: x -> y -> x",
+            "models[2].fallbacks.general[0]: an alias cannot fall back to itself",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("mock/echo"),
+            "served provider/model names are valid targets: {text}"
+        );
     }
 
     #[test]

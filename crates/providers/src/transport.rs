@@ -42,7 +42,7 @@ impl Upstreams {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let default_connect = modelgate_config::Timeouts::default().connect;
         let mut clients = HashMap::new();
-        for d in config.models.values().chain(config.prefixes.values()) {
+        for d in config.deployments.iter().chain(config.prefixes.values()) {
             if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(d.timeouts.connect)
             {
                 e.insert(build_client(d.timeouts.connect)?);

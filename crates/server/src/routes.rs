@@ -95,7 +95,13 @@ fn model_cards(state: &AppState) -> Vec<ModelCard> {
     let mut data: Vec<ModelCard> = config
         .models
         .iter()
-        .map(|(name, d)| card(name.clone(), d.provider.as_str()))
+        .map(|(name, a)| {
+            let owner = match a.deployments.as_slice() {
+                [only] => only.provider.as_str(),
+                _ => "modelgate",
+            };
+            card(name.clone(), owner)
+        })
         .collect();
     if config.prefixes.contains_key("mock") {
         for b in [

@@ -108,7 +108,8 @@ pub enum StateError {
 impl AppState {
     /// Builds the state; checks what config validation could not (mock behaviours).
     pub fn new(config: Arc<Config>, store: Store, log: LogSink) -> Result<AppState, StateError> {
-        for (name, d) in &config.models {
+        for d in &config.deployments {
+            let name = &d.name;
             if d.provider == ProviderKind::Mock
                 && let Err(message) = mock::parse(&d.upstream_model)
             {
@@ -196,7 +197,8 @@ impl AppState {
                 "You must provide a model parameter.",
             ));
         }
-        if let Some(d) = config.models.get(model) {
+        if let Some(alias) = config.models.get(model) {
+            let d = &alias.deployments[0];
             return Ok(Target {
                 deployment: d.clone(),
                 upstream_model: d.upstream_model.clone(),
