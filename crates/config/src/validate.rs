@@ -177,15 +177,16 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     for (path, raw) in raw_deployments {
         let name = raw.name.clone();
         if let Some(d) = validate_deployment(raw, &path, env, &mut errs) {
-            if by_deployment.contains_key(&name) {
-                errs.push(
+            match by_deployment.entry(name) {
+                std::collections::btree_map::Entry::Occupied(e) => errs.push(
                     format!("{path}.name"),
-                    format!("duplicate deployment name {name:?}"),
-                );
-            } else {
-                let d = Arc::new(d);
-                by_deployment.insert(name, d.clone());
-                deployments.push(d);
+                    format!("duplicate deployment name {:?}", e.key()),
+                ),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let d = Arc::new(d);
+                    e.insert(d.clone());
+                    deployments.push(d);
+                }
             }
         }
     }
@@ -196,14 +197,15 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         if let Some(alias) =
             validate_alias(m, &path, env, &by_deployment, &mut deployments, &mut errs)
         {
-            if aliases.contains_key(&name) {
-                errs.push(
+            match aliases.entry(name) {
+                std::collections::btree_map::Entry::Occupied(e) => errs.push(
                     format!("{path}.name"),
-                    format!("duplicate model name {name:?}"),
-                );
-            } else {
-                alias_paths.insert(name.clone(), path);
-                aliases.insert(name, Arc::new(alias));
+                    format!("duplicate model name {:?}", e.key()),
+                ),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    alias_paths.insert(e.key().clone(), path);
+                    e.insert(Arc::new(alias));
+                }
             }
         }
     }
