@@ -19,9 +19,15 @@ use bytes::Bytes;
 use futures_util::Stream;
 use modelgate_api::openai::{ChatRequest, MessageContent};
 use modelgate_codec::sse;
-use modelgate_providers::{CallContext, CallError, ChatReply, ChatStream, StreamItem};
+use modelgate_config::Alias;
+use modelgate_core::ErrorClass;
+use modelgate_providers::{CallContext, CallError, ChatReply, ChatStream, StreamItem, Target};
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
+use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
 use crate::settle::Settle;
@@ -36,7 +42,7 @@ pub async fn chat_completions(
 ) -> Response {
     let inner = &state.inner;
     let mut settle = state.settle(&rid.0, "chat");
-    let (req, raw, target) = match admit(&state, &headers, body, &mut settle).await {
+    let (req, raw, alias) = match admit(&state, &headers, body, &mut settle).await {
         Ok(x) => x,
         Err(e) => {
             settle.fail(&e);
@@ -47,28 +53,60 @@ pub async fn chat_completions(
         request_id: rid.0.clone(),
         created: unix_now(),
     };
-    let call = async {
-        inner
-            .upstreams
-            .chat(&target, &req, &raw, &ctx)
-            .await
-            .map_err(|e| {
-                if let CallError::Upstream { failure, .. } = &e {
-                    tracing::warn!(request_id = %rid.0, class = failure.class.as_str(), message = %failure.message, "upstream call failed");
-                }
-                ApiError::from(e)
-            })
+    let tags = request_tags(&headers, &req);
+    let plan = Plan {
+        alias,
+        tags: &tags,
+        input_tokens: settle.input_estimate,
+        client_deadline: client_deadline(&headers),
     };
-    match state.unless_shutdown(call).await {
+    let call = |target: Target| {
+        let (req, raw, ctx) = (&req, &raw, &ctx);
+        async move {
+            let t0 = Instant::now();
+            let reply = inner
+                .upstreams
+                .chat(&target, req, raw, ctx)
+                .await
+                .map_err(ApiError::from)?;
+            match reply {
+                ChatReply::Complete { .. } => Ok((reply, t0.elapsed())),
+                ChatReply::Stream(s) => {
+                    let (s, ttft) =
+                        commit_stream(s, target.deployment.timeouts.first_token, t0).await?;
+                    Ok((ChatReply::Stream(s), ttft))
+                }
+            }
+        }
+    };
+    let outcome = state
+        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
+        .await;
+    let served = match outcome {
         Err(e) => {
             settle.fail(&e);
-            e.into_response()
+            return e.into_response();
         }
-        Ok(ChatReply::Complete { body, usage }) => {
+        Ok(Err(failed)) => {
+            settle.attempts(&failed.attempts);
+            if let Some(d) = &failed.last_deployment {
+                settle.deployment(d);
+            }
+            settle.fail(&failed.error);
+            let mut resp = failed.error.into_response();
+            decision_headers(&mut resp, None, failed.attempts.len());
+            return resp;
+        }
+        Ok(Ok(served)) => served,
+    };
+    settle.deployment(&served.deployment);
+    settle.attempts(&served.attempts);
+    let mut resp = match served.value {
+        ChatReply::Complete { body, usage } => {
             settle.ok(200, usage);
             json_response(body)
         }
-        Ok(ChatReply::Stream(stream)) => {
+        ChatReply::Stream(stream) => {
             settle.ok(200, None);
             sse_response(SseBody {
                 inner: stream,
@@ -77,7 +115,115 @@ pub async fn chat_completions(
                 shutdown: Box::pin(inner.shutdown.clone().cancelled_owned()),
             })
         }
+    };
+    decision_headers(
+        &mut resp,
+        Some(&served.deployment.name),
+        served.attempts.len(),
+    );
+    resp
+}
+
+/// `x-modelgate-deployment` and `x-modelgate-attempts`: which deployment
+/// served, after how many upstream attempts.
+pub(crate) fn decision_headers(resp: &mut Response, deployment: Option<&str>, attempts: usize) {
+    let h = resp.headers_mut();
+    if let Some(d) = deployment
+        && let Ok(v) = HeaderValue::from_str(d)
+    {
+        h.insert("x-modelgate-deployment", v);
     }
+    h.insert("x-modelgate-attempts", HeaderValue::from(attempts));
+}
+
+/// Tags the request restricts routing to: `x-modelgate-tags: eu,gpu`, or
+/// `metadata.modelgate_tags` in the body.
+pub(crate) fn request_tags(headers: &HeaderMap, req: &ChatRequest) -> Vec<String> {
+    let from_header = headers
+        .get("x-modelgate-tags")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let from_meta = || {
+        req.metadata
+            .as_ref()
+            .and_then(|m| m.get("modelgate_tags"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    from_header
+        .or_else(from_meta)
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `x-modelgate-timeout-ms`: the client's deadline for the whole attempt loop.
+pub(crate) fn client_deadline(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("x-modelgate-timeout-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// Waits for a stream's first content event (within `first_token` of `t0`),
+/// buffering what comes before it. A failure, stall or empty stream before
+/// that is an attempt failure the caller may retry; nothing has reached the
+/// client yet. Returns the stream with the buffered events put back in front.
+async fn commit_stream(
+    mut s: ChatStream,
+    first_token: Duration,
+    t0: Instant,
+) -> Result<(ChatStream, Duration), ApiError> {
+    use futures_util::StreamExt;
+    let deadline = t0 + first_token;
+    let mut buffered = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorClass::UpstreamTimeout,
+                    format!(
+                        "no content within {} ms (first-token timeout)",
+                        first_token.as_millis()
+                    ),
+                ));
+            }
+            Ok(None | Some(StreamItem::Done)) => {
+                return Err(ApiError::new(
+                    ErrorClass::UpstreamError,
+                    "the upstream stream ended before any content",
+                ));
+            }
+            Ok(Some(StreamItem::Failed(failure))) => {
+                return Err(ApiError::from(CallError::Upstream {
+                    failure,
+                    retry_after: None,
+                }));
+            }
+            Ok(Some(item)) => {
+                let content = matches!(
+                    item,
+                    StreamItem::Chunk {
+                        has_content: true,
+                        ..
+                    }
+                );
+                buffered.push(item);
+                if content {
+                    break;
+                }
+            }
+        }
+    }
+    let ttft = t0.elapsed();
+    let replay = futures_util::stream::iter(buffered).chain(s);
+    Ok((ChatStream::new(replay), ttft))
 }
 
 /// Authenticate, read, decode, validate and resolve.
@@ -86,7 +232,7 @@ async fn admit(
     headers: &HeaderMap,
     body: Body,
     settle: &mut Settle,
-) -> Result<(ChatRequest, Bytes, modelgate_providers::Target), ApiError> {
+) -> Result<(ChatRequest, Bytes, Arc<Alias>), ApiError> {
     let inner = &state.inner;
     // Errors before the body is read leave it unread: `closing()` tells the client.
     let caller = state.authenticate(headers).map_err(ApiError::closing)?;
@@ -101,13 +247,12 @@ async fn admit(
         req.user.as_deref(),
         req.metadata
             .as_ref()
-            .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            .and_then(|m| serde_json::to_string(m).ok()),
     );
     validate(&req)?;
-    let target = state.resolve(&req.model)?;
-    settle.target(&target);
+    let alias = state.resolve(&req.model)?;
     settle.input_estimate = input_estimate(&req);
-    Ok((req, raw, target))
+    Ok((req, raw, alias))
 }
 
 fn validate(req: &ChatRequest) -> Result<(), ApiError> {

@@ -16,6 +16,7 @@
 //!    client disconnects).
 
 pub mod chat;
+pub mod dispatch;
 pub mod edge;
 pub mod error;
 pub mod routes;

@@ -9,10 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use modelgate_api::openai::{EmbeddingsRequest, ModelCard, ModelList};
-use modelgate_core::ErrorClass;
-use modelgate_providers::{CallContext, mock};
+use modelgate_providers::{CallContext, Target};
 
-use crate::chat::{json_response, unix_now};
+use crate::chat::{client_deadline, decision_headers, json_response, unix_now};
+use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,7 +26,7 @@ pub async fn embeddings(
 ) -> Response {
     let inner = &state.inner;
     let mut settle = state.settle(&rid.0, "embeddings");
-    let result = async {
+    let admitted = async {
         let caller = state.authenticate(&headers).map_err(ApiError::closing)?;
         settle.caller(caller.label());
         let raw = read_body(body, inner.config.server.max_body_bytes)
@@ -35,28 +35,77 @@ pub async fn embeddings(
         let req: EmbeddingsRequest = parse_json(&raw)?;
         settle.request(&req.model, false, req.user.as_deref(), None);
         validate_embeddings(&req)?;
-        let target = state.resolve(&req.model)?;
-        settle.target(&target);
+        let alias = state.resolve(&req.model)?;
         settle.input_estimate =
             modelgate_core::estimate_tokens(req.input.items().iter().map(String::len).sum());
-        let ctx = CallContext {
-            request_id: rid.0.clone(),
-            created: unix_now(),
-        };
-        Ok(inner
-            .upstreams
-            .embeddings(&target, &req, &raw, &ctx)
-            .await?)
+        Ok((req, raw, alias))
     }
     .await;
-    match result {
-        Ok(reply) => {
-            settle.ok(200, reply.usage);
-            json_response(reply.body)
+    let (req, raw, alias) = match admitted {
+        Ok(x) => x,
+        Err(e) => {
+            settle.fail(&e);
+            return e.into_response();
         }
+    };
+    let ctx = CallContext {
+        request_id: rid.0.clone(),
+        created: unix_now(),
+    };
+    let tags: Vec<String> = headers
+        .get("x-modelgate-tags")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let plan = Plan {
+        alias,
+        tags: &tags,
+        input_tokens: settle.input_estimate,
+        client_deadline: client_deadline(&headers),
+    };
+    let call = |target: Target| {
+        let (req, raw, ctx) = (&req, &raw, &ctx);
+        async move {
+            let t0 = tokio::time::Instant::now();
+            let reply = inner.upstreams.embeddings(&target, req, raw, ctx).await?;
+            Ok((reply, t0.elapsed()))
+        }
+    };
+    let outcome = state
+        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
+        .await;
+    match outcome {
         Err(e) => {
             settle.fail(&e);
             e.into_response()
+        }
+        Ok(Err(failed)) => {
+            settle.attempts(&failed.attempts);
+            if let Some(d) = &failed.last_deployment {
+                settle.deployment(d);
+            }
+            settle.fail(&failed.error);
+            let mut resp = failed.error.into_response();
+            decision_headers(&mut resp, None, failed.attempts.len());
+            resp
+        }
+        Ok(Ok(served)) => {
+            settle.deployment(&served.deployment);
+            settle.attempts(&served.attempts);
+            settle.ok(200, served.value.usage);
+            let mut resp = json_response(served.value.body);
+            decision_headers(
+                &mut resp,
+                Some(&served.deployment.name),
+                served.attempts.len(),
+            );
+            resp
         }
     }
 }
@@ -141,17 +190,11 @@ pub async fn get_model(
         return e.into_response();
     }
     match state.resolve(&model) {
-        Ok(t) => {
-            let owner = t.deployment.provider.as_str();
-            if t.deployment.provider == modelgate_config::ProviderKind::Mock
-                && mock::parse(&t.upstream_model).is_err()
-            {
-                return ApiError::new(
-                    ErrorClass::NotFound,
-                    format!("The model `{model}` does not exist."),
-                )
-                .into_response();
-            }
+        Ok(alias) => {
+            let owner = match alias.deployments.as_slice() {
+                [only] => only.provider.as_str(),
+                _ => "modelgate",
+            };
             Json(card(model, owner)).into_response()
         }
         Err(e) => e.into_response(),

@@ -7,8 +7,10 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use modelgate_config::Deployment;
 use modelgate_core::{ErrorClass, Price, Usage, estimate_tokens};
-use modelgate_providers::Target;
+
+use crate::dispatch::AttemptLog;
 use modelgate_store::{LogSink, RequestRecord};
 
 use crate::error::ApiError;
@@ -82,12 +84,18 @@ impl Settle {
         self.rec.metadata = metadata;
     }
 
-    /// Records where the request went.
-    pub fn target(&mut self, t: &Target) {
-        self.rec.provider = Some(t.deployment.provider.as_str().to_owned());
-        self.rec.deployment = Some(t.deployment.name.clone());
-        self.rec.upstream_model = Some(t.upstream_model.clone());
-        self.price = t.deployment.price;
+    /// Records the deployment that served (or last failed) the request.
+    pub fn deployment(&mut self, d: &Deployment) {
+        self.rec.provider = Some(d.provider.as_str().to_owned());
+        self.rec.deployment = Some(d.name.clone());
+        self.rec.upstream_model = Some(d.upstream_model.clone());
+        self.price = d.price;
+    }
+
+    /// Records every upstream attempt.
+    pub fn attempts(&mut self, attempts: &[AttemptLog]) {
+        self.rec.attempt_count = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+        self.rec.attempts = serde_json::to_string(attempts).ok();
     }
 
     /// The request failed with `e` (before or instead of a response body).

@@ -1,7 +1,11 @@
 //! Application state, built once at start and shared by every request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use modelgate_config::Alias;
+use modelgate_router::Router;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -9,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use axum::http::HeaderMap;
 use modelgate_config::{Config, ProviderKind};
 use modelgate_core::ErrorClass;
-use modelgate_providers::{Target, Upstreams, mock};
+use modelgate_providers::{Upstreams, mock};
 use modelgate_store::{LogSink, Store};
 
 use crate::error::ApiError;
@@ -30,7 +34,14 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// Requests not yet settled.
     pub in_flight: Arc<InFlight>,
+    /// Deployment health, strategies, retry budget.
+    pub router: Router,
+    /// Aliases made on demand for `provider/<model>` names (bounded).
+    prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
 }
+
+/// Most on-demand `provider/<model>` aliases kept; past it they are rebuilt per request.
+const PREFIX_ALIAS_CACHE: usize = 1024;
 
 /// Counts requests whose record has not been written yet.
 #[derive(Debug, Default)]
@@ -122,12 +133,14 @@ impl AppState {
         let upstreams = Upstreams::new(&config).map_err(|e| StateError::Http(e.to_string()))?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                config,
                 upstreams,
                 store,
                 log,
                 shutdown: CancellationToken::new(),
                 in_flight: Arc::new(InFlight::default()),
+                router: Router::new(config.router, &config.deployments, None),
+                prefix_aliases: RwLock::new(HashMap::new()),
+                config,
             }),
         })
     }
@@ -188,8 +201,9 @@ impl AppState {
         }
     }
 
-    /// Resolves a public model name to where it is served.
-    pub fn resolve(&self, model: &str) -> Result<Target, ApiError> {
+    /// Resolves a public model name to its alias (a configured one, or a
+    /// single-deployment alias for `provider/<model>`).
+    pub fn resolve(&self, model: &str) -> Result<Arc<Alias>, ApiError> {
         let config = &self.inner.config;
         if model.is_empty() {
             return Err(ApiError::bad_param(
@@ -198,25 +212,32 @@ impl AppState {
             ));
         }
         if let Some(alias) = config.models.get(model) {
-            let d = &alias.deployments[0];
-            return Ok(Target {
-                deployment: d.clone(),
-                upstream_model: d.upstream_model.clone(),
-            });
+            return Ok(alias.clone());
         }
         if let Some((prefix, rest)) = model.split_once('/')
             && !rest.is_empty()
-            && let Some(d) = config.prefixes.get(prefix)
+            && let Some(template) = config.prefixes.get(prefix)
         {
-            if d.provider == ProviderKind::Mock
+            if let Ok(cache) = self.inner.prefix_aliases.read()
+                && let Some(a) = cache.get(model)
+            {
+                return Ok(a.clone());
+            }
+            if template.provider == ProviderKind::Mock
                 && let Err(m) = mock::parse(rest)
             {
                 return Err(not_found(model, &m));
             }
-            return Ok(Target {
-                deployment: d.clone(),
-                upstream_model: rest.to_owned(),
-            });
+            let mut d = (**template).clone();
+            d.name = model.to_owned();
+            d.upstream_model = rest.to_owned();
+            let alias = Arc::new(Alias::single(model.to_owned(), Arc::new(d)));
+            if let Ok(mut cache) = self.inner.prefix_aliases.write()
+                && cache.len() < PREFIX_ALIAS_CACHE
+            {
+                cache.insert(model.to_owned(), alias.clone());
+            }
+            return Ok(alias);
         }
         let hint = match model.split_once('/') {
             Some(("openai", _)) => "set OPENAI_API_KEY to serve openai/<model>".to_owned(),

@@ -17,6 +17,7 @@ models:
     base_url: {}
     api_key: sk-ant-secret
     price: {{ input: 3, output: 15, cached_input: 0.3, cache_write: 3.75 }}
+    retry: {{ max_attempts: 1 }}
 {extra}"#,
         up.url()
     )

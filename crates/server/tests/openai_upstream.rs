@@ -20,6 +20,7 @@ models:
     api_key: sk-upstream-secret-123
     price: {{ input: 0.15, output: 0.60 }}
     timeouts: {{ request_ms: 2000, idle_ms: 1000 }}
+    retry: {{ max_attempts: 1 }}
 {extra}"#,
         upstream.url()
     )
@@ -138,20 +139,6 @@ async fn upstream_errors_map_to_the_contract() {
     };
     up.push(
         "/v1/chat/completions",
-        Reply::Json {
-            status: 429,
-            body: json!({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}),
-            headers: vec![("retry-after".into(), "17".into())],
-        },
-    );
-    let r = ask().await.unwrap();
-    assert_eq!(r.status(), 429);
-    assert_eq!(r.headers()["retry-after"], "17");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
-
-    up.push(
-        "/v1/chat/completions",
         Reply::Raw {
             status: 503,
             body: "<html>upstream internals</html>".into(),
@@ -204,6 +191,35 @@ async fn upstream_errors_map_to_the_contract() {
     up.push("/v1/chat/completions", Reply::Stall);
     let r = ask().await.unwrap();
     assert_eq!(r.status(), 504);
+
+    // Last: a 429 puts the deployment in a Retry-After cooldown.
+    up.push(
+        "/v1/chat/completions",
+        Reply::Json {
+            status: 429,
+            body: json!({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}),
+            headers: vec![("retry-after".into(), "17".into())],
+        },
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "17");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+
+    // During the cooldown the gateway answers 429 itself, without calling upstream.
+    let calls = up.requests().len();
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 16
+    );
+    assert_eq!(up.requests().len(), calls);
 
     let records = gw.records().await;
     assert!(

@@ -41,6 +41,12 @@ pub struct RequestRecord {
     pub end_user: Option<String>,
     /// The request's `metadata` object, as JSON.
     pub metadata: Option<String>,
+    /// Every upstream attempt (deployment, outcome, error class, latency), as JSON.
+    pub attempts: Option<String>,
+    /// Number of upstream attempts.
+    pub attempt_count: u32,
+    /// A stream that broke after content had reached the client.
+    pub truncated: bool,
 }
 
 enum Msg {

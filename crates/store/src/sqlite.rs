@@ -10,9 +10,10 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use crate::{RequestRecord, StoreError};
 
 /// Schema changes, applied in order, each once. Never edit a shipped entry: add one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE request_log (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE request_log (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL,
         started_at_ms INTEGER NOT NULL,
@@ -40,7 +41,14 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX request_log_started ON request_log (started_at_ms);
     CREATE INDEX request_log_id ON request_log (id);",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE request_log ADD COLUMN attempts TEXT;
+    ALTER TABLE request_log ADD COLUMN attempt_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE request_log ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 /// The embedded store.
 #[derive(Debug, Clone)]
@@ -123,11 +131,11 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters; 23 columns x 500 rows stays well below.
+        // SQLite allows 32766 bound parameters; 26 columns x 500 rows stays well below.
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(500) {
             let mut qb = QueryBuilder::new(
-                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata) ",
+                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
@@ -152,7 +160,10 @@ impl Store {
                     .push_bind(r.usage_estimated)
                     .push_bind(r.cost_nanos)
                     .push_bind(&r.end_user)
-                    .push_bind(&r.metadata);
+                    .push_bind(&r.metadata)
+                    .push_bind(&r.attempts)
+                    .push_bind(i64::from(r.attempt_count))
+                    .push_bind(r.truncated);
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -216,6 +227,9 @@ fn row_to_record(r: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreErro
         cost_nanos: r.try_get("cost_nanos")?,
         end_user: r.try_get("end_user")?,
         metadata: r.try_get("metadata")?,
+        attempts: r.try_get("attempts")?,
+        attempt_count: u32::try_from(r.try_get::<i64, _>("attempt_count")?).unwrap_or(0),
+        truncated: r.try_get("truncated")?,
     })
 }
 
