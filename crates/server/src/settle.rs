@@ -138,6 +138,7 @@ impl Settle {
 
     /// A stream broke after it had started; `class` of the upstream failure.
     pub fn stream_failed(&mut self, class: ErrorClass, message: &str) {
+        self.rec.truncated = self.content_sent();
         self.rec.error_class = Some(
             if self.content_sent() && class != ErrorClass::ShuttingDown {
                 ErrorClass::StreamInterrupted.as_str().to_owned()
@@ -150,6 +151,7 @@ impl Settle {
 
     /// The client went away before the response finished.
     pub fn client_gone(&mut self) {
+        self.rec.truncated = self.content_sent();
         self.rec.status = CLIENT_CLOSED;
         self.rec.error_class = Some(ErrorClass::ClientDisconnected.as_str().to_owned());
         self.rec.error_message = Some("client disconnected before the response finished".into());

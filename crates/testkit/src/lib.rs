@@ -70,6 +70,45 @@ pub enum Reply {
     },
     /// Never answer.
     Stall,
+    /// Wait, then answer with the inner reply (for SSE: headers at once, the
+    /// first event after the delay — a slow time to first token).
+    Delayed(Duration, Box<Reply>),
+}
+
+/// Random faults applied to requests that have no scripted reply.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// Share of requests that fail (0 to 1).
+    pub rate: f64,
+    /// The failures to choose from, uniformly.
+    pub kinds: Vec<Fault>,
+    rng: fastrand::Rng,
+}
+
+impl Faults {
+    /// Faults at `rate`, drawn from `kinds` with a fixed seed (reproducible).
+    pub fn new(rate: f64, kinds: Vec<Fault>, seed: u64) -> Faults {
+        Faults {
+            rate,
+            kinds,
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+}
+
+/// One kind of injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 500 with an OpenAI/Anthropic-style error body.
+    Status500,
+    /// HTTP 503.
+    Status503,
+    /// HTTP 429 with `Retry-After: N`.
+    RateLimited(u64),
+    /// The connection is reset before any byte of the response.
+    Reset,
+    /// The server never answers.
+    Stall,
 }
 
 impl Reply {
@@ -128,6 +167,7 @@ impl Recorded {
 #[derive(Default)]
 struct Shared {
     queues: Mutex<HashMap<String, VecDeque<Reply>>>,
+    faults: Mutex<Option<Faults>>,
     recorded: Mutex<Vec<Recorded>>,
     cancelled: AtomicUsize,
     completed: AtomicUsize,
@@ -179,6 +219,23 @@ impl MockUpstream {
             .entry(path.to_owned())
             .or_default()
             .push_back(reply);
+    }
+
+    /// Applies random `faults` to every request without a scripted reply
+    /// (`None` turns them off).
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        *self.shared.faults.lock().unwrap() = faults;
+    }
+
+    /// Requests received on `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.shared
+            .recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     /// Everything received so far.
@@ -251,9 +308,20 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }),
         _ => None,
     };
-    let reply = match invalid {
-        Some(r) => r,
-        None => scripted.unwrap_or_else(|| default_reply(&path, &parsed)),
+    let fault = if invalid.is_none() && scripted.is_none() {
+        let mut guard = shared.faults.lock().unwrap();
+        guard.as_mut().and_then(|f| {
+            (f.rng.f64() < f.rate && !f.kinds.is_empty())
+                .then(|| f.kinds[f.rng.usize(..f.kinds.len())])
+        })
+    } else {
+        None
+    };
+    let anthropic = path == "/v1/messages";
+    let reply = match (invalid, fault) {
+        (Some(r), _) => r,
+        (None, Some(f)) => fault_reply(f, anthropic),
+        (None, None) => scripted.unwrap_or_else(|| default_reply(&path, &parsed)),
     };
     render(reply, shared).await
 }
@@ -351,8 +419,84 @@ impl Drop for StreamGuard {
     }
 }
 
-async fn render(reply: Reply, shared: Arc<Shared>) -> Response {
+fn fault_reply(f: Fault, anthropic: bool) -> Reply {
+    let err = |status: u16, kind: &str, msg: &str| {
+        let body = if anthropic {
+            json!({"type": "error", "error": {"type": kind, "message": msg}})
+        } else {
+            json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
+        };
+        Reply::error(status, body)
+    };
+    match f {
+        Fault::Status500 => err(500, "api_error", "injected internal error"),
+        Fault::Status503 => err(503, "overloaded_error", "injected overload"),
+        Fault::RateLimited(secs) => {
+            let Reply::Json { status, body, .. } =
+                err(429, "rate_limit_error", "injected rate limit")
+            else {
+                unreachable!()
+            };
+            Reply::Json {
+                status,
+                body,
+                headers: vec![("retry-after".into(), secs.to_string())],
+            }
+        }
+        Fault::Reset => Reply::Sse {
+            events: vec![],
+            split: Split::Events,
+            gap: Duration::ZERO,
+            end: End::Reset,
+        },
+        Fault::Stall => Reply::Stall,
+    }
+}
+
+fn render(
+    reply: Reply,
+    shared: Arc<Shared>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+    Box::pin(render_inner(reply, shared))
+}
+
+async fn render_inner(reply: Reply, shared: Arc<Shared>) -> Response {
     match reply {
+        Reply::Delayed(delay, inner) => match *inner {
+            Reply::Sse {
+                events,
+                split,
+                gap,
+                end,
+            } => {
+                // Headers now, the first event after `delay`.
+                let mut resp = render(
+                    Reply::Sse {
+                        events,
+                        split,
+                        gap,
+                        end,
+                    },
+                    shared,
+                )
+                .await;
+                let body = std::mem::take(resp.body_mut());
+                let delayed = stream::once(async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, std::io::Error>(Bytes::new())
+                })
+                .chain(
+                    body.into_data_stream()
+                        .map(|r| r.map_err(std::io::Error::other)),
+                );
+                *resp.body_mut() = Body::from_stream(delayed);
+                resp
+            }
+            other => {
+                tokio::time::sleep(delay).await;
+                render(other, shared).await
+            }
+        },
         Reply::Json {
             status,
             body,
