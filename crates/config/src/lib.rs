@@ -309,6 +309,10 @@ pub struct Deployment {
     pub tags: Vec<String>,
     /// Most requests in flight at once.
     pub max_concurrency: Option<u32>,
+    /// Requests per minute allowed (the provider key's quota).
+    pub rpm: Option<u32>,
+    /// Estimated tokens per minute allowed.
+    pub tpm: Option<u64>,
 }
 
 impl Config {

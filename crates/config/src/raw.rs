@@ -113,6 +113,15 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub max_concurrency: Option<u64>,
+    /// Requests per minute this deployment's provider key allows; past it the
+    /// deployment is skipped until the minute window frees up.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (estimated prompt tokens) the provider key allows.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub tpm: Option<u64>,
 }
 
 /// One entry of `models:`: a public name (alias). Either lists `deployments`
@@ -170,6 +179,15 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub max_concurrency: Option<u64>,
+    /// Requests per minute this deployment's provider key allows; past it the
+    /// deployment is skipped until the minute window frees up.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (estimated prompt tokens) the provider key allows.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub tpm: Option<u64>,
     /// How a deployment is chosen: `priority` (default), `weighted`, `least_busy`,
     /// `lowest_latency` or `lowest_cost`.
     pub strategy: Option<String>,

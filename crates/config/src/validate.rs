@@ -534,6 +534,20 @@ fn validate_deployment(
         priority: u32::try_from(m.priority.unwrap_or(0)).unwrap_or(u32::MAX),
         tags: m.tags,
         max_concurrency,
+        rpm: match m.rpm {
+            Some(0) => {
+                errs.push(format!("{path}.rpm"), "must be greater than 0");
+                None
+            }
+            r => r.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+        },
+        tpm: match m.tpm {
+            Some(0) => {
+                errs.push(format!("{path}.tpm"), "must be greater than 0");
+                None
+            }
+            t => t,
+        },
     })
 }
 
@@ -632,6 +646,8 @@ fn validate_alias(
                 priority: m.priority,
                 tags: m.tags.clone(),
                 max_concurrency: m.max_concurrency,
+                rpm: m.rpm,
+                tpm: m.tpm,
             };
             match validate_deployment(raw, path, env, errs) {
                 Some(d) => {
@@ -894,6 +910,8 @@ fn template(
         priority: 0,
         tags: Vec::new(),
         max_concurrency: None,
+        rpm: None,
+        tpm: None,
     }
 }
 

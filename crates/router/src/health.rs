@@ -32,8 +32,95 @@ pub enum Outcome {
     Neutral,
 }
 
+/// What may limit a deployment besides its health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_concurrency: Option<u32>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Estimated tokens per minute.
+    pub tpm: Option<u64>,
+    /// This request's estimated tokens (counted against `tpm`).
+    pub tokens: u64,
+}
+
+impl Limits {
+    /// The limits of `d` for a request of `tokens` estimated tokens.
+    pub fn of(d: &modelgate_config::Deployment, tokens: u64) -> Limits {
+        Limits {
+            max_concurrency: d.max_concurrency,
+            rpm: d.rpm,
+            tpm: d.tpm,
+            tokens,
+        }
+    }
+}
+
+impl From<Option<u32>> for Limits {
+    fn from(max_concurrency: Option<u32>) -> Limits {
+        Limits {
+            max_concurrency,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Requests and tokens started in each of the last sixty seconds.
+#[derive(Debug)]
+struct Minute {
+    origin: Option<Instant>,
+    slots: [(u64, u32, u64); 60],
+}
+
+impl Default for Minute {
+    fn default() -> Self {
+        Minute {
+            origin: None,
+            slots: [(0, 0, 0); 60],
+        }
+    }
+}
+
+impl Minute {
+    fn usage(&mut self, now: Instant) -> (u32, u64) {
+        let second = self.second(now);
+        self.slots
+            .iter()
+            .filter(|(s, _, _)| *s + 60 > second && *s <= second)
+            .fold((0, 0), |(r, t), (_, sr, st)| (r + sr, t + st))
+    }
+
+    fn second(&mut self, now: Instant) -> u64 {
+        let origin = *self.origin.get_or_insert(now);
+        // +1 so that slot 0 of a fresh window never counts as "current".
+        now.saturating_duration_since(origin).as_secs() + 1
+    }
+
+    fn add(&mut self, now: Instant, tokens: u64) {
+        let second = self.second(now);
+        let slot = &mut self.slots[(second % 60) as usize];
+        if slot.0 != second {
+            *slot = (second, 0, 0);
+        }
+        slot.1 += 1;
+        slot.2 += tokens;
+    }
+
+    fn fits(&mut self, now: Instant, limits: &Limits) -> bool {
+        if limits.rpm.is_none() && limits.tpm.is_none() {
+            return true;
+        }
+        let (requests, tokens) = self.usage(now);
+        limits.rpm.is_none_or(|r| requests < r)
+            && limits
+                .tpm
+                .is_none_or(|t| tokens == 0 || tokens + limits.tokens <= t)
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
+    minute: Minute,
     breaker: BreakerState,
     consecutive_failures: u32,
     /// Recent outcomes, true = failure.
@@ -68,6 +155,7 @@ impl Health {
             cfg: *cfg,
             in_flight: AtomicU32::new(0),
             inner: Mutex::new(Inner {
+                minute: Minute::default(),
                 breaker: BreakerState::Closed,
                 consecutive_failures: 0,
                 window: VecDeque::new(),
@@ -109,13 +197,17 @@ impl Health {
     }
 
     /// Whether a normal attempt may start now.
-    pub fn is_available(&self, now: Instant, max_concurrency: Option<u32>) -> bool {
-        if max_concurrency.is_some_and(|m| self.in_flight() >= m) {
+    pub fn is_available(&self, now: Instant, limits: impl Into<Limits>) -> bool {
+        let limits = limits.into();
+        if limits
+            .max_concurrency
+            .is_some_and(|m| self.in_flight() >= m)
+        {
             return false;
         }
         let mut g = self.lock();
         refresh(&mut g, now);
-        if g.cooldown_until.is_some_and(|u| u > now) {
+        if g.cooldown_until.is_some_and(|u| u > now) || !g.minute.fits(now, &limits) {
             return false;
         }
         match g.breaker {
@@ -161,12 +253,17 @@ impl Health {
     pub fn begin(
         self: &std::sync::Arc<Self>,
         now: Instant,
-        max_concurrency: Option<u32>,
+        limits: impl Into<Limits>,
         force: bool,
     ) -> Option<Attempt> {
+        let limits = limits.into();
         let mut g = self.lock();
         refresh(&mut g, now);
         if g.cooldown_until.is_some_and(|u| u > now) {
+            return None;
+        }
+        // The provider key's own quota: never exceeded, even when forced.
+        if !g.minute.fits(now, &limits) {
             return None;
         }
         let mut probe = false;
@@ -181,12 +278,17 @@ impl Health {
             }
             _ => {}
         }
-        if !force && max_concurrency.is_some_and(|m| self.in_flight() >= m) {
+        if !force
+            && limits
+                .max_concurrency
+                .is_some_and(|m| self.in_flight() >= m)
+        {
             if probe {
                 g.breaker = BreakerState::HalfOpen { probing: false };
             }
             return None;
         }
+        g.minute.add(now, limits.tokens);
         drop(g);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Some(Attempt {

@@ -25,7 +25,7 @@ use modelgate_config::{Alias, Deployment, RouterConfig, Strategy};
 use tokio::time::Instant;
 
 pub use budget::WindowBudget;
-pub use health::{Attempt, BreakerState, Health, Outcome};
+pub use health::{Attempt, BreakerState, Health, Limits, Outcome};
 
 /// One deployment to try, in order.
 #[derive(Debug, Clone)]
@@ -102,7 +102,13 @@ impl Router {
 
     /// The order in which to try `alias`'s deployments. `tags` (all must match)
     /// restricts the group; an empty result means no deployment carries them.
-    pub fn order(&self, alias: &Alias, tags: &[String], now: Instant) -> Vec<Candidate> {
+    pub fn order(
+        &self,
+        alias: &Alias,
+        tags: &[String],
+        tokens: u64,
+        now: Instant,
+    ) -> Vec<Candidate> {
         let mut healthy = Vec::new();
         let mut unhealthy = Vec::new();
         for d in &alias.deployments {
@@ -110,7 +116,7 @@ impl Router {
                 continue;
             }
             let health = self.health(d);
-            let ok = health.is_available(now, d.max_concurrency);
+            let ok = health.is_available(now, health::Limits::of(d, tokens));
             let c = Candidate {
                 deployment: d.clone(),
                 health,

@@ -31,7 +31,7 @@ fn router(cfg: &Config) -> Router {
 
 fn names(r: &Router, a: &Alias, tags: &[&str]) -> Vec<String> {
     let tags: Vec<String> = tags.iter().map(|s| (*s).to_owned()).collect();
-    r.order(a, &tags, Instant::now())
+    r.order(a, &tags, 0, Instant::now())
         .into_iter()
         .map(|c| c.deployment.name.clone())
         .collect()
@@ -141,7 +141,7 @@ async fn breaker_opens_probes_once_per_cooldown_and_recovers() {
         "open: no traffic"
     );
     // Still listed, but last and marked unhealthy: the alias is never empty.
-    let order = r.order(&alias(&cfg, Strategy::Priority), &[], Instant::now());
+    let order = r.order(&alias(&cfg, Strategy::Priority), &[], 0, Instant::now());
     assert_eq!(order.len(), 3);
     assert_eq!(order.last().unwrap().deployment.name, "a");
     assert!(!order.last().unwrap().healthy);
@@ -303,4 +303,30 @@ fn zero_config_deployments_get_health_on_demand() {
     let h1 = r.health(&d);
     let h2 = r.health(&d);
     assert!(Arc::ptr_eq(&h1, &h2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_deployment_rpm_and_tpm_are_quotas() {
+    let cfg = config(
+        "deployments:\n  - { name: a, provider: mock, model: echo, rpm: 3, tpm: 1000 }\n  - { name: b, provider: mock, model: echo, priority: 1 }\nmodels:\n  - { name: m, deployments: [a, b] }\n",
+    );
+    let r = router(&cfg);
+    let d = &cfg.deployments[0];
+    let h = r.health(d);
+    let lim = |t| crate::Limits::of(d, t);
+    for _ in 0..3 {
+        h.begin(Instant::now(), lim(10), false).unwrap();
+    }
+    assert!(
+        h.begin(Instant::now(), lim(10), true).is_none(),
+        "rpm is a hard quota"
+    );
+    assert_eq!(names(&r, &alias(&cfg, Strategy::Priority), &[])[0], "b");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(h.begin(Instant::now(), lim(900), false).is_some());
+    assert!(
+        h.begin(Instant::now(), lim(200), false).is_none(),
+        "900 + 200 > tpm 1000"
+    );
+    assert!(h.begin(Instant::now(), lim(100), false).is_some());
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use modelgate_config::{Alias, Deployment};
 use modelgate_core::ErrorClass;
 use modelgate_providers::Target;
-use modelgate_router::{Candidate, Outcome, backoff};
+use modelgate_router::{Candidate, Limits, Outcome, backoff};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -223,7 +223,7 @@ where
             if in_alias >= alias.retry.max_attempts {
                 break;
             }
-            let order = router.order(&alias, plan.tags, now);
+            let order = router.order(&alias, plan.tags, plan.input_tokens, now);
             if order.is_empty() {
                 last_error = Some(ApiError::bad_param(
                     "x-modelgate-tags",
@@ -237,26 +237,29 @@ where
             let Some(cand) = pick(&order, &tried, single || tried.len() >= order.len()) else {
                 break;
             };
-            let Some(guard) =
-                cand.health
-                    .begin(now, cand.deployment.max_concurrency, !cand.healthy)
-            else {
-                // Honouring the deployment's Retry-After: not tried at all.
+            let Some(guard) = cand.health.begin(
+                now,
+                Limits::of(&cand.deployment, plan.input_tokens),
+                !cand.healthy,
+            ) else {
+                // Not tried at all: a pending Retry-After, or the deployment's
+                // own rpm/tpm quota (both are hard limits), or a busy probe.
                 tried.insert(cand.deployment.name.clone());
-                if last_error.is_none()
-                    && let Some(until) = cand.health.cooldown_until(now)
-                {
-                    let secs = until
-                        .saturating_duration_since(now)
-                        .as_secs_f64()
-                        .ceil()
-                        .max(1.0);
+                if last_error.is_none() {
+                    let (message, secs) = match cand.health.cooldown_until(now) {
+                        Some(until) => (
+                            "is rate limited by its provider",
+                            until
+                                .saturating_duration_since(now)
+                                .as_secs_f64()
+                                .ceil()
+                                .max(1.0),
+                        ),
+                        None => ("is at its configured rpm/tpm or concurrency limit", 1.0),
+                    };
                     let mut e = ApiError::new(
                         ErrorClass::UpstreamRateLimited,
-                        format!(
-                            "Every deployment of `{}` is rate limited by its provider.",
-                            alias.name
-                        ),
+                        format!("Every deployment of `{}` {message}.", alias.name),
                     );
                     e.retry_after = Some(format!("{secs:.0}"));
                     last_error = Some(e);
@@ -317,7 +320,7 @@ where
                         () = tokio::time::sleep(threshold) => {
                             let now = Instant::now();
                             let second_guard = if router.try_hedge(now, share) {
-                                second.health.begin(now, second.deployment.max_concurrency, false)
+                                second.health.begin(now, Limits::of(&second.deployment, plan.input_tokens), false)
                             } else {
                                 None
                             };

@@ -512,3 +512,32 @@ async fn tags_select_the_deployments() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["param"], "x-modelgate-tags");
 }
+
+#[tokio::test]
+async fn deployment_rpm_quota_routes_elsewhere_then_429s() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let yaml = two(&a, &b, "", "")
+        .replace("tags: [eu],", "tags: [eu], rpm: 2,")
+        .replace("tags: [us],", "tags: [us], rpm: 1,");
+    let gw = Gateway::start(&yaml, &[]).await;
+    let served: Vec<String> = {
+        let mut v = vec![];
+        for _ in 0..3 {
+            let r = gw.post(CHAT).json(&body(false)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            v.push(
+                r.headers()["x-modelgate-deployment"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        v
+    };
+    assert_eq!(served, ["a", "a", "b"]);
+    let r = gw.post(CHAT).json(&body(false)).send().await.unwrap();
+    assert_eq!(r.status(), 429, "both provider quotas used up this minute");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(a.count(CHAT) + b.count(CHAT), 3);
+}
