@@ -83,6 +83,15 @@ enum Kind {
 fn kind_of(e: &ApiError) -> Kind {
     let code = e.code.as_deref().unwrap_or("");
     let msg = e.message.to_ascii_lowercase();
+    // Out of credit or quota: another attempt cannot help (and would bill again).
+    if matches!(
+        code,
+        "insufficient_quota" | "billing_hard_limit_reached" | "billing_not_active"
+    ) || msg.contains("exceeded your current quota")
+        || msg.contains("credit balance is too low")
+    {
+        return Kind::Final;
+    }
     if matches!(code, "context_length_exceeded" | "string_above_max_length")
         || msg.contains("maximum context length")
         || msg.contains("prompt is too long")

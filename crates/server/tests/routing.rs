@@ -541,3 +541,23 @@ async fn deployment_rpm_quota_routes_elsewhere_then_429s() {
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(a.count(CHAT) + b.count(CHAT), 3);
 }
+
+#[tokio::test]
+async fn quota_exhausted_is_never_retried() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let gw = Gateway::start(&two(&a, &b, "", ""), &[]).await;
+    a.push(
+        CHAT,
+        Reply::error(
+            429,
+            json!({"error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "code": "insufficient_quota"}}),
+        ),
+    );
+    let r = gw.post(CHAT).json(&body(false)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["x-modelgate-attempts"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "insufficient_quota");
+    assert_eq!(b.count(CHAT), 0);
+}
