@@ -12,6 +12,7 @@
 //! Environment access goes through the [`Env`] trait so tests never mutate the
 //! process environment. Must not depend on: HTTP, databases, async runtimes.
 
+pub mod catalog;
 mod env;
 pub mod raw;
 mod validate;

@@ -495,10 +495,11 @@ fn validate_deployment(
         Some(c) => Some(u32::try_from(c).unwrap_or(u32::MAX)),
         None => None,
     };
-    let price = m
-        .price
-        .as_ref()
-        .and_then(|p| validate_price(p, &format!("{path}.price"), errs));
+    let price = match &m.price {
+        Some(p) => validate_price(p, &format!("{path}.price"), errs),
+        // Not configured: the checked-in catalog, when it lists the model.
+        None => crate::catalog::lookup(&provider_name, &upstream_model),
+    };
     let default_max_tokens = match m.default_max_tokens {
         Some(0) => {
             errs.push(

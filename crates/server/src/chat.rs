@@ -104,7 +104,9 @@ pub async fn chat_completions(
     let mut resp = match served.value {
         ChatReply::Complete { body, usage } => {
             settle.ok(200, usage);
-            json_response(body)
+            let mut resp = json_response(body);
+            cost_header(&mut resp, &settle);
+            resp
         }
         ChatReply::Stream(stream) => {
             settle.ok(200, None);
@@ -134,6 +136,16 @@ pub(crate) fn decision_headers(resp: &mut Response, deployment: Option<&str>, at
         h.insert("x-modelgate-deployment", v);
     }
     h.insert("x-modelgate-attempts", HeaderValue::from(attempts));
+}
+
+/// `x-modelgate-cost`: the request's cost in USD (non-streaming responses;
+/// a stream's cost is only known at its end and is in the request log).
+pub(crate) fn cost_header(resp: &mut Response, settle: &Settle) {
+    if let Some(c) = settle.cost()
+        && let Ok(v) = HeaderValue::from_str(&c.to_usd_string())
+    {
+        resp.headers_mut().insert("x-modelgate-cost", v);
+    }
 }
 
 /// Tags the request restricts routing to: `x-modelgate-tags: eu,gpu`, or

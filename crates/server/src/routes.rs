@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_api::openai::{EmbeddingsRequest, ModelCard, ModelList};
 use modelgate_providers::{CallContext, Target};
 
-use crate::chat::{client_deadline, decision_headers, json_response, unix_now};
+use crate::chat::{client_deadline, cost_header, decision_headers, json_response, unix_now};
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
@@ -100,6 +100,7 @@ pub async fn embeddings(
             settle.attempts(&served.attempts);
             settle.ok(200, served.value.usage);
             let mut resp = json_response(served.value.body);
+            cost_header(&mut resp, &settle);
             decision_headers(
                 &mut resp,
                 Some(&served.deployment.name),

@@ -115,6 +115,11 @@ impl Settle {
         }
     }
 
+    /// The cost of the usage known so far, at the serving deployment's price.
+    pub fn cost(&self) -> Option<modelgate_core::Nanos> {
+        Some(self.price?.cost(&self.usage?))
+    }
+
     /// A stream chunk went to the client.
     pub fn chunk(&mut self, has_content: bool, content_chars: usize, usage: Option<Usage>) {
         if has_content && self.first_content.is_none() {

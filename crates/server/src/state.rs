@@ -231,6 +231,7 @@ impl AppState {
             let mut d = (**template).clone();
             d.name = model.to_owned();
             d.upstream_model = rest.to_owned();
+            d.price = modelgate_config::catalog::lookup(template.provider.as_str(), rest);
             let alias = Arc::new(Alias::single(model.to_owned(), Arc::new(d)));
             if let Ok(mut cache) = self.inner.prefix_aliases.write()
                 && cache.len() < PREFIX_ALIAS_CACHE

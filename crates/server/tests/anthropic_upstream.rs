@@ -279,7 +279,7 @@ async fn fields_anthropic_cannot_take_are_rejected_by_name_unless_dropped() {
 }
 
 #[tokio::test]
-async fn zero_config_anthropic_prefix_uses_sdk_environment() {
+async fn zero_config_anthropic_prefix_uses_sdk_environment_and_catalog_prices() {
     let up = MockUpstream::start().await;
     let gw = Gateway::start(
         "",
@@ -300,6 +300,29 @@ async fn zero_config_anthropic_prefix_uses_sdk_environment() {
     assert_eq!(rec.path, "/v1/messages");
     assert_eq!(rec.json()["model"], "claude-haiku-4-5");
     assert_eq!(rec.header("x-api-key").as_deref(), Some("ak-env"));
+}
+
+#[tokio::test]
+async fn catalog_prices_cost_the_zero_config_models() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(
+        "",
+        &[
+            ("ANTHROPIC_API_KEY", "ak"),
+            ("ANTHROPIC_BASE_URL", &up.url()),
+        ],
+    )
+    .await;
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model":"anthropic/claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    // 12 uncached x $1 + 4 cache reads x $0.10 + 5 out x $5, per 1M (catalog)
+    assert_eq!(r.headers()["x-modelgate-cost"], "0.0000374");
+    let logged = gw.records().await;
+    assert_eq!(logged[0].cost_nanos, Some(37_400));
 }
 
 #[tokio::test]
