@@ -8,11 +8,12 @@
 //! handed to [`LogSink::record`] before [`LogWriter::shutdown`] is written (or
 //! its loss is logged as an error with a count).
 
+pub mod governance;
 mod log;
 mod sqlite;
 
 pub use log::{LogSink, LogWriter, RequestRecord, spawn_log_writer};
-pub use sqlite::Store;
+pub use sqlite::{Store, now_ms};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -47,6 +47,10 @@ pub struct RequestRecord {
     pub attempt_count: u32,
     /// A stream that broke after content had reached the client.
     pub truncated: bool,
+    /// The virtual key, its team and user (none for the master key).
+    pub key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
 }
 
 enum Msg {

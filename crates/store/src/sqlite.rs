@@ -48,12 +48,66 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE request_log ADD COLUMN attempt_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE request_log ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        3,
+        "CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        models TEXT,
+        rpm INTEGER, tpm INTEGER, max_parallel INTEGER,
+        max_budget_nanos INTEGER, budget_period TEXT, soft_budget_nanos INTEGER,
+        metadata TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX teams_name ON teams (name) WHERE deleted = 0;
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        team_id TEXT,
+        models TEXT,
+        rpm INTEGER, tpm INTEGER, max_parallel INTEGER,
+        max_budget_nanos INTEGER, budget_period TEXT, soft_budget_nanos INTEGER,
+        metadata TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX users_name ON users (name) WHERE deleted = 0;
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        hash TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        team_id TEXT,
+        user_id TEXT,
+        role TEXT NOT NULL,
+        models TEXT,
+        rpm INTEGER, tpm INTEGER, max_parallel INTEGER,
+        max_budget_nanos INTEGER, budget_period TEXT, soft_budget_nanos INTEGER,
+        expires_at_ms INTEGER,
+        metadata TEXT,
+        enabled INTEGER NOT NULL,
+        revoked_at_ms INTEGER,
+        created_by TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ALTER TABLE request_log ADD COLUMN key_id TEXT;
+    ALTER TABLE request_log ADD COLUMN team_id TEXT;
+    ALTER TABLE request_log ADD COLUMN user_id TEXT;
+    CREATE INDEX request_log_key ON request_log (key_id, started_at_ms);
+    CREATE INDEX request_log_team ON request_log (team_id, started_at_ms);
+    CREATE INDEX request_log_user ON request_log (user_id, started_at_ms);",
+    ),
 ];
 
 /// The embedded store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl Store {
@@ -131,11 +185,11 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters; 26 columns x 500 rows stays well below.
+        // SQLite allows 32766 bound parameters; 29 columns x 500 rows stays well below.
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(500) {
             let mut qb = QueryBuilder::new(
-                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated) ",
+                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
@@ -163,7 +217,10 @@ impl Store {
                     .push_bind(&r.metadata)
                     .push_bind(&r.attempts)
                     .push_bind(i64::from(r.attempt_count))
-                    .push_bind(r.truncated);
+                    .push_bind(r.truncated)
+                    .push_bind(&r.key_id)
+                    .push_bind(&r.team_id)
+                    .push_bind(&r.user_id);
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -230,6 +287,9 @@ fn row_to_record(r: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreErro
         attempts: r.try_get("attempts")?,
         attempt_count: u32::try_from(r.try_get::<i64, _>("attempt_count")?).unwrap_or(0),
         truncated: r.try_get("truncated")?,
+        key_id: r.try_get("key_id")?,
+        team_id: r.try_get("team_id")?,
+        user_id: r.try_get("user_id")?,
     })
 }
 
@@ -238,7 +298,7 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
