@@ -55,6 +55,19 @@ pub struct Config {
     pub prefixes: BTreeMap<String, Arc<Deployment>>,
     /// Health and retry-budget settings.
     pub router: RouterConfig,
+    /// Virtual keys, limits and budgets.
+    pub governance: GovernanceConfig,
+}
+
+/// Governance settings.
+#[derive(Debug, Clone)]
+pub struct GovernanceConfig {
+    /// Key-hashing secret; `None`: generated and kept in the store.
+    pub key_secret: Option<Secret>,
+    /// Output tokens assumed when a request sets no cap (budget reservation).
+    pub default_max_output_tokens: u64,
+    /// Soft-budget alert webhook (its host is on the allow-list).
+    pub alert_webhook: Option<String>,
 }
 
 /// A public model name and how requests for it are routed.

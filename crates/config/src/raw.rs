@@ -27,6 +27,9 @@ pub struct RawConfig {
     /// Health and retry-budget settings shared by every alias.
     #[serde(default)]
     pub router: RawRouter,
+    /// Virtual keys, limits and budgets.
+    #[serde(default)]
+    pub governance: RawGovernance,
     /// Serve `openai/<model>` and `anthropic/<model>` from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`
     /// (and `mock/<behaviour>` always). Default true.
     #[serde(default, deserialize_with = "opt_bool")]
@@ -259,6 +262,25 @@ pub struct RawHedge {
     #[serde(default, deserialize_with = "opt_f64")]
     #[schemars(with = "Option<f64>")]
     pub max_share: Option<f64>,
+}
+
+/// `governance:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGovernance {
+    /// Secret that virtual keys are hashed with (HMAC-SHA256). `MODELGATE_KEY_SECRET`
+    /// overrides it. Default: generated once and kept in the store.
+    pub key_secret: Option<String>,
+    /// Output tokens assumed for a request that sets no `max_tokens` when
+    /// reserving budget. Default 4096.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub default_max_output_tokens: Option<u64>,
+    /// URL that receives a JSON POST when a budget crosses its soft threshold.
+    pub alert_webhook: Option<String>,
+    /// Hosts `alert_webhook` may point at (it must be listed here).
+    #[serde(default)]
+    pub alert_webhook_allowlist: Vec<String>,
 }
 
 /// `router:`

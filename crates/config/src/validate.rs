@@ -10,7 +10,10 @@ use modelgate_core::Price;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::raw::{RawDeployment, RawModel, RawPrice, RawRouter, RawServer, RawStore};
+use crate::GovernanceConfig;
+use crate::raw::{
+    RawDeployment, RawGovernance, RawModel, RawPrice, RawRouter, RawServer, RawStore,
+};
 use crate::{
     ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
@@ -65,12 +68,13 @@ impl Errors {
     }
 }
 
-const TOP_LEVEL: [&str; 6] = [
+const TOP_LEVEL: [&str; 7] = [
     "server",
     "store",
     "deployments",
     "models",
     "router",
+    "governance",
     "env_providers",
 ];
 
@@ -104,6 +108,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     let mut models: Vec<(String, RawModel)> = Vec::new();
     let mut raw_deployments: Vec<(String, RawDeployment)> = Vec::new();
     let mut router = RawRouter::default();
+    let mut governance = RawGovernance::default();
     let mut env_providers = None;
     for (key, value) in top {
         match key.as_str() {
@@ -120,6 +125,11 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
             "router" => {
                 if let Some(r) = section(value, "router", &mut errs) {
                     router = r;
+                }
+            }
+            "governance" => {
+                if let Some(g) = section(value, "governance", &mut errs) {
+                    governance = g;
                 }
             }
             "deployments" => match value {
@@ -210,6 +220,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         }
     }
     let router = validate_router(&router, &mut errs);
+    let governance = validate_governance(governance, env, &mut errs);
     let prefixes = if env_providers.unwrap_or(true) {
         env_prefixes(env, &mut errs)
     } else {
@@ -231,6 +242,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         models: aliases,
         prefixes,
         router,
+        governance,
     })
 }
 
@@ -729,6 +741,48 @@ fn validate_alias(
         context_window: m.context_window,
         hedge,
     })
+}
+
+fn validate_governance(g: RawGovernance, env: &dyn Env, errs: &mut Errors) -> GovernanceConfig {
+    let key_secret = match env.var("MODELGATE_KEY_SECRET").filter(|k| !k.is_empty()) {
+        Some(k) => Some(Secret::new(k)),
+        None => g.key_secret.map(Secret::new),
+    };
+    if key_secret.as_ref().is_some_and(|k| k.expose().len() < 16) {
+        errs.push("governance.key_secret", "must be at least 16 characters");
+    }
+    if let Some(url) = &g.alert_webhook {
+        let host = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .map(|rest| rest.split(['/', ':', '?']).next().unwrap_or(""));
+        match host {
+            None => errs.push(
+                "governance.alert_webhook",
+                "must be an http:// or https:// URL",
+            ),
+            Some(h) if !g.alert_webhook_allowlist.iter().any(|a| a == h) => errs.push(
+                "governance.alert_webhook",
+                format!("host {h:?} is not in governance.alert_webhook_allowlist"),
+            ),
+            Some(_) => {}
+        }
+    }
+    GovernanceConfig {
+        key_secret,
+        default_max_output_tokens: match g.default_max_output_tokens {
+            Some(0) => {
+                errs.push(
+                    "governance.default_max_output_tokens",
+                    "must be greater than 0",
+                );
+                4096
+            }
+            Some(n) => n,
+            None => 4096,
+        },
+        alert_webhook: g.alert_webhook,
+    }
 }
 
 fn validate_router(r: &RawRouter, errs: &mut Errors) -> RouterConfig {

@@ -89,6 +89,10 @@ pub enum ErrorClass {
     Forbidden,
     /// Unknown model or route.
     NotFound,
+    /// A gateway rate limit (RPM, TPM, parallel requests) refused the request.
+    RateLimited,
+    /// A budget could not cover the request's worst-case cost.
+    BudgetExceeded,
     /// Body over the configured limit.
     PayloadTooLarge,
     /// The upstream rejected the request as invalid (4xx other than auth/limits).
@@ -121,6 +125,8 @@ impl ErrorClass {
             ErrorClass::Unauthorized => "unauthorized",
             ErrorClass::Forbidden => "forbidden",
             ErrorClass::NotFound => "not_found",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::BudgetExceeded => "budget_exceeded",
             ErrorClass::PayloadTooLarge => "payload_too_large",
             ErrorClass::UpstreamBadRequest => "upstream_bad_request",
             ErrorClass::UpstreamAuth => "upstream_auth",

@@ -190,7 +190,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let grace = cfg.server.shutdown_grace;
     let providers: Vec<String> = cfg.prefixes.keys().map(|p| format!("{p}/*")).collect();
     let models = cfg.models.len();
-    let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink)?;
+    let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -101,6 +101,7 @@ pub async fn chat_completions(
     };
     settle.deployment(&served.deployment);
     settle.attempts(&served.attempts);
+    let rate_info = settle.rate_info();
     let mut resp = match served.value {
         ChatReply::Complete { body, usage } => {
             settle.ok(200, usage);
@@ -123,6 +124,9 @@ pub async fn chat_completions(
         Some(&served.deployment.name),
         served.attempts.len(),
     );
+    if let Some(info) = rate_info {
+        crate::error::rate_headers(resp.headers_mut(), &info);
+    }
     resp
 }
 
@@ -247,8 +251,11 @@ async fn admit(
 ) -> Result<(ChatRequest, Bytes, Arc<Alias>), ApiError> {
     let inner = &state.inner;
     // Errors before the body is read leave it unread: `closing()` tells the client.
-    let caller = state.authenticate(headers).map_err(ApiError::closing)?;
-    settle.caller(caller.label());
+    let caller = state
+        .authenticate(headers)
+        .await
+        .map_err(ApiError::closing)?;
+    settle.caller(&caller);
     let raw = read_body(body, inner.config.server.max_body_bytes)
         .await
         .map_err(ApiError::closing)?;
@@ -263,7 +270,21 @@ async fn admit(
     );
     validate(&req)?;
     let alias = state.resolve(&req.model)?;
+    state.authorize_model(&caller, &req.model)?;
     settle.input_estimate = input_estimate(&req);
+    if let Some(p) = caller.principal() {
+        let admitted = inner
+            .governance
+            .admit(
+                &inner.store,
+                p,
+                &alias,
+                settle.input_estimate,
+                req.output_cap(),
+            )
+            .await?;
+        settle.admitted(admitted);
+    }
     Ok((req, raw, alias))
 }
 
@@ -375,7 +396,19 @@ impl Stream for SseBody {
                     usage,
                     forward,
                 }) => {
-                    this.settle.chunk(has_content, content_chars, usage);
+                    if !this.settle.chunk(has_content, content_chars, usage) {
+                        this.done = true;
+                        let failure = modelgate_codec::UpstreamFailure {
+                            class: ErrorClass::BudgetExceeded,
+                            status: None,
+                            message:
+                                "the stream was stopped: continuing would exceed a hard budget"
+                                    .into(),
+                            upstream_code: Some("budget_exceeded".into()),
+                        };
+                        this.settle.stream_failed(failure.class, &failure.message);
+                        return Poll::Ready(Some(Ok(error_event(failure))));
+                    }
                     if !forward {
                         continue;
                     }

@@ -19,6 +19,8 @@ pub struct ApiError {
     /// For upstream 4xx that mean the same to the client (404 model not found,
     /// 409, 413 too large, 422), the upstream's status instead of 400.
     pub upstream_status: Option<u16>,
+    /// Rate-limit state for `x-ratelimit-*` headers.
+    pub rate_info: Option<modelgate_policy::limiter::RateInfo>,
     /// The request body was left unread: answer with `Connection: close` so a
     /// keep-alive client does not reuse a connection the server will drop.
     pub close_connection: bool,
@@ -34,6 +36,7 @@ impl ApiError {
             code: None,
             retry_after: None,
             upstream_status: None,
+            rate_info: None,
             close_connection: false,
         }
     }
@@ -71,7 +74,9 @@ impl ApiError {
             ErrorClass::Forbidden => StatusCode::FORBIDDEN,
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
             ErrorClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorClass::UpstreamRateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::UpstreamRateLimited
+            | ErrorClass::RateLimited
+            | ErrorClass::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorClass::UpstreamAuth
             | ErrorClass::UpstreamError
             | ErrorClass::UpstreamUnavailable
@@ -93,7 +98,8 @@ impl ApiError {
             | ErrorClass::NotFound => "invalid_request_error",
             ErrorClass::Unauthorized => "authentication_error",
             ErrorClass::Forbidden => "permission_error",
-            ErrorClass::UpstreamRateLimited => "rate_limit_error",
+            ErrorClass::UpstreamRateLimited | ErrorClass::RateLimited => "rate_limit_error",
+            ErrorClass::BudgetExceeded => "budget_exceeded",
             ErrorClass::UpstreamAuth
             | ErrorClass::UpstreamError
             | ErrorClass::UpstreamUnavailable
@@ -134,13 +140,44 @@ impl IntoResponse for ApiError {
         if self.close_connection {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if self.class == ErrorClass::UpstreamRateLimited {
+        if let Some(info) = &self.rate_info {
+            rate_headers(h, info);
+        }
+        if matches!(
+            self.class,
+            ErrorClass::UpstreamRateLimited | ErrorClass::RateLimited
+        ) {
             let ra = self.retry_after.as_deref().unwrap_or("1");
             if let Ok(v) = HeaderValue::from_str(ra) {
                 h.insert(header::RETRY_AFTER, v);
             }
         }
         resp
+    }
+}
+
+/// OpenAI's `x-ratelimit-*` headers from the tightest scope's state.
+pub fn rate_headers(h: &mut axum::http::HeaderMap, info: &modelgate_policy::limiter::RateInfo) {
+    let mut set = |name: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(name, v);
+        }
+    };
+    if let (Some(l), Some(r)) = (info.limit_requests, info.remaining_requests) {
+        set("x-ratelimit-limit-requests", l.to_string());
+        set("x-ratelimit-remaining-requests", r.to_string());
+        set(
+            "x-ratelimit-reset-requests",
+            format!("{}s", info.reset_requests_s),
+        );
+    }
+    if let (Some(l), Some(r)) = (info.limit_tokens, info.remaining_tokens) {
+        set("x-ratelimit-limit-tokens", l.to_string());
+        set("x-ratelimit-remaining-tokens", r.to_string());
+        set(
+            "x-ratelimit-reset-tokens",
+            format!("{}s", info.reset_tokens_s),
+        );
     }
 }
 
@@ -179,6 +216,7 @@ impl From<CallError> for ApiError {
                         .or_else(|| Some(failure.class.as_str().to_owned())),
                     retry_after,
                     upstream_status: failure.status,
+                    rate_info: None,
                     close_connection: false,
                 }
             }

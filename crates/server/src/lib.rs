@@ -19,6 +19,7 @@ pub mod chat;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod governance;
 pub mod routes;
 pub mod settle;
 pub mod state;

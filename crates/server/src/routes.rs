@@ -27,8 +27,11 @@ pub async fn embeddings(
     let inner = &state.inner;
     let mut settle = state.settle(&rid.0, "embeddings");
     let admitted = async {
-        let caller = state.authenticate(&headers).map_err(ApiError::closing)?;
-        settle.caller(caller.label());
+        let caller = state
+            .authenticate(&headers)
+            .await
+            .map_err(ApiError::closing)?;
+        settle.caller(&caller);
         let raw = read_body(body, inner.config.server.max_body_bytes)
             .await
             .map_err(ApiError::closing)?;
@@ -36,8 +39,16 @@ pub async fn embeddings(
         settle.request(&req.model, false, req.user.as_deref(), None);
         validate_embeddings(&req)?;
         let alias = state.resolve(&req.model)?;
+        state.authorize_model(&caller, &req.model)?;
         settle.input_estimate =
             modelgate_core::estimate_tokens(req.input.items().iter().map(String::len).sum());
+        if let Some(p) = caller.principal() {
+            let admitted = inner
+                .governance
+                .admit(&inner.store, p, &alias, settle.input_estimate, Some(0))
+                .await?;
+            settle.admitted(admitted);
+        }
         Ok((req, raw, alias))
     }
     .await;
@@ -171,7 +182,7 @@ fn model_cards(state: &AppState) -> Vec<ModelCard> {
 
 /// Handler for `GET /v1/models`.
 pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.authenticate(&headers) {
+    if let Err(e) = state.authenticate(&headers).await {
         return e.into_response();
     }
     Json(ModelList {
@@ -187,7 +198,7 @@ pub async fn get_model(
     Path(model): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = state.authenticate(&headers) {
+    if let Err(e) = state.authenticate(&headers).await {
         return e.into_response();
     }
     match state.resolve(&model) {

@@ -11,19 +11,22 @@ use modelgate_config::Deployment;
 use modelgate_core::{ErrorClass, Price, Usage, estimate_tokens};
 
 use crate::dispatch::AttemptLog;
-use modelgate_store::{LogSink, RequestRecord};
+use modelgate_store::RequestRecord;
 
 use crate::error::ApiError;
-use crate::state::InFlightGuard;
+use crate::governance::Admitted;
+use crate::state::{AppState, Caller, InFlightGuard};
 
 /// The status recorded for a request the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
 /// Accumulates one request's outcome; writes it on drop.
 pub struct Settle {
-    log: LogSink,
+    state: AppState,
     /// Dropped after the record is pushed (fields drop after `Drop::drop`).
     _in_flight: InFlightGuard,
+    /// Rate-limit slots and the budget hold, settled on drop.
+    admitted: Option<Admitted>,
     started: Instant,
     rec: RequestRecord,
     price: Option<Price>,
@@ -38,13 +41,19 @@ pub struct Settle {
 
 impl Settle {
     /// Starts settling a request of `route` (`chat`, `embeddings`).
-    pub fn new(log: &LogSink, in_flight: InFlightGuard, request_id: &str, route: &str) -> Settle {
+    pub fn new(
+        state: &AppState,
+        in_flight: InFlightGuard,
+        request_id: &str,
+        route: &str,
+    ) -> Settle {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         Settle {
-            log: log.clone(),
+            state: state.clone(),
+            admitted: None,
             _in_flight: in_flight,
             started: Instant::now(),
             rec: RequestRecord {
@@ -66,8 +75,23 @@ impl Settle {
     }
 
     /// Records who called.
-    pub fn caller(&mut self, label: &str) {
-        self.rec.caller = label.to_owned();
+    pub fn caller(&mut self, caller: &Caller) {
+        self.rec.caller = caller.label().to_owned();
+        if let Some(p) = caller.principal() {
+            self.rec.key_id = Some(p.key.id.clone());
+            self.rec.team_id = p.team.as_ref().map(|t| t.id.clone());
+            self.rec.user_id = p.user.as_ref().map(|u| u.id.clone());
+        }
+    }
+
+    /// Holds what admission granted until the request is settled.
+    pub fn admitted(&mut self, a: Admitted) {
+        self.admitted = Some(a);
+    }
+
+    /// Rate-limit state for response headers.
+    pub fn rate_info(&self) -> Option<modelgate_policy::limiter::RateInfo> {
+        self.admitted.as_ref().map(|a| a.info)
     }
 
     /// Records the request's model, stream flag, end user and metadata.
@@ -120,8 +144,9 @@ impl Settle {
         Some(self.price?.cost(&self.usage?))
     }
 
-    /// A stream chunk went to the client.
-    pub fn chunk(&mut self, has_content: bool, content_chars: usize, usage: Option<Usage>) {
+    /// A stream chunk went to the client. Returns false when the stream must
+    /// be cut because its running cost would cross a hard budget.
+    pub fn chunk(&mut self, has_content: bool, content_chars: usize, usage: Option<Usage>) -> bool {
         if has_content && self.first_content.is_none() {
             self.first_content = Some(Instant::now());
         }
@@ -129,6 +154,35 @@ impl Settle {
         if usage.is_some() {
             self.usage = usage;
         }
+        self.meter()
+    }
+
+    /// Streams are metered as they flow: when the cost so far outgrows the
+    /// reservation, hold more; if a hard cap would be crossed, stop.
+    fn meter(&mut self) -> bool {
+        let (Some(price), Some(res)) = (
+            self.price,
+            self.admitted.as_mut().and_then(|a| a.budget.as_mut()),
+        ) else {
+            return true;
+        };
+        let so_far = Usage {
+            input_tokens: self.usage.map_or(self.input_estimate, |u| {
+                u.input_tokens.max(self.input_estimate)
+            }),
+            output_tokens: self
+                .usage
+                .map_or(0, |u| u.output_tokens)
+                .max(estimate_tokens(self.content_chars)),
+            ..Usage::default()
+        };
+        let cost = price.cost(&so_far).0;
+        if cost <= res.amount() {
+            return true;
+        }
+        // Hold in steps so a long stream does not take the lock per chunk.
+        let step = (cost - res.amount()).max(res.amount() / 4).max(1_000);
+        res.extend(step)
     }
 
     /// The stream reached its clean end.
@@ -193,6 +247,18 @@ impl Settle {
         rec.reasoning_tokens = usage.reasoning_tokens;
         rec.usage_estimated = usage.estimated;
         rec.cost_nanos = self.price.map(|p| p.cost(&usage).0);
+        if let Some(adm) = self.admitted.take() {
+            if let Some(mut limits) = adm.limits {
+                limits.reconcile(
+                    usage.input_tokens + usage.output_tokens,
+                    tokio::time::Instant::now(),
+                );
+            }
+            if let Some(hold) = adm.budget {
+                let alerts = hold.settle(rec.cost_nanos.unwrap_or(0));
+                self.state.inner.governance.alert(alerts);
+            }
+        }
         rec
     }
 }
@@ -218,6 +284,6 @@ impl Drop for Settle {
             output_tokens = rec.output_tokens,
             "request"
         );
-        self.log.record(rec);
+        self.state.inner.log.record(rec);
     }
 }

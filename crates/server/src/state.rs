@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use modelgate_config::Alias;
+use modelgate_policy::Principal;
 use modelgate_router::Router;
+
+use crate::governance::Governance;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +39,8 @@ pub struct Inner {
     pub in_flight: Arc<InFlight>,
     /// Deployment health, strategies, retry budget.
     pub router: Router,
+    /// Virtual keys, rate limits, budgets.
+    pub governance: Governance,
     /// Aliases made on demand for `provider/<model>` names (bounded).
     prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
 }
@@ -87,20 +92,40 @@ impl Drop for InFlightGuard {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Caller {
     /// The master key.
     Master,
     /// No key configured (loopback-only mode).
     Anonymous,
+    /// A virtual key.
+    Key(Arc<Principal>),
 }
 
 impl Caller {
     /// The label stored in the request log.
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> &str {
         match self {
             Caller::Master => "master",
             Caller::Anonymous => "anonymous",
+            Caller::Key(p) => &p.key.id,
+        }
+    }
+
+    /// The principal, for virtual keys.
+    pub fn principal(&self) -> Option<&Arc<Principal>> {
+        match self {
+            Caller::Key(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller may use the admin API.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Caller::Master => true,
+            Caller::Anonymous => false,
+            Caller::Key(p) => p.is_admin(),
         }
     }
 }
@@ -114,11 +139,18 @@ pub enum StateError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    /// The store could not be read at start.
+    #[error("cannot initialise governance from the store: {0}")]
+    Store(String),
 }
 
 impl AppState {
     /// Builds the state; checks what config validation could not (mock behaviours).
-    pub fn new(config: Arc<Config>, store: Store, log: LogSink) -> Result<AppState, StateError> {
+    pub async fn new(
+        config: Arc<Config>,
+        store: Store,
+        log: LogSink,
+    ) -> Result<AppState, StateError> {
         for d in &config.deployments {
             let name = &d.name;
             if d.provider == ProviderKind::Mock
@@ -131,9 +163,13 @@ impl AppState {
             }
         }
         let upstreams = Upstreams::new(&config).map_err(|e| StateError::Http(e.to_string()))?;
+        let governance = Governance::init(&config, &store)
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 upstreams,
+                governance,
                 store,
                 log,
                 shutdown: CancellationToken::new(),
@@ -147,12 +183,7 @@ impl AppState {
 
     /// Starts settling a request (see [`crate::settle`]).
     pub fn settle(&self, request_id: &str, route: &str) -> crate::settle::Settle {
-        crate::settle::Settle::new(
-            &self.inner.log,
-            self.inner.in_flight.enter(),
-            request_id,
-            route,
-        )
+        crate::settle::Settle::new(self, self.inner.in_flight.enter(), request_id, route)
     }
 
     /// Runs `call` unless the drain deadline passes first.
@@ -169,11 +200,10 @@ impl AppState {
         }
     }
 
-    /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let Some(master) = &self.inner.config.server.master_key else {
-            return Ok(Caller::Anonymous);
-        };
+    /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`): the
+    /// master key, or a virtual key (`sk-mg-...`).
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let master = self.inner.config.server.master_key.as_ref();
         let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -183,21 +213,44 @@ impl AppState {
         });
         let presented = bearer
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim);
-        match presented {
-            None | Some("") if authorization.is_some() => Err(ApiError::new(
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        match (presented, master) {
+            (Some(k), Some(m)) if constant_time_eq(k.as_bytes(), m.expose().as_bytes()) => {
+                Ok(Caller::Master)
+            }
+            (Some(k), _) if k.starts_with(modelgate_policy::keys::PREFIX) => self
+                .inner
+                .governance
+                .principal(&self.inner.store, k)
+                .await
+                .map(Caller::Key),
+            // Keyless mode (loopback only): any or no key is accepted.
+            (_, None) => Ok(Caller::Anonymous),
+            (Some(_), Some(_)) => Err(ApiError::new(ErrorClass::Unauthorized, "Invalid API key.")
+                .with_code("invalid_api_key")),
+            (None, Some(_)) if authorization.is_some() => Err(ApiError::new(
                 ErrorClass::Unauthorized,
                 "Invalid Authorization header: use `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
             )
             .with_code("invalid_api_key")),
-            None | Some("") => Err(ApiError::new(
+            (None, Some(_)) => Err(ApiError::new(
                 ErrorClass::Unauthorized,
                 "Missing API key. Send the gateway key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
             )
             .with_code("missing_api_key")),
-            Some(k) if constant_time_eq(k.as_bytes(), master.expose().as_bytes()) => Ok(Caller::Master),
-            Some(_) => Err(ApiError::new(ErrorClass::Unauthorized, "Invalid API key.")
-                .with_code("invalid_api_key")),
+        }
+    }
+
+    /// The model allow-list of the caller's key, user and team.
+    pub fn authorize_model(&self, caller: &Caller, model: &str) -> Result<(), ApiError> {
+        match caller.principal() {
+            Some(p) if !p.allows_model(model) => Err(ApiError::new(
+                ErrorClass::Forbidden,
+                format!("This API key may not use the model `{model}`."),
+            )
+            .with_code("model_not_allowed")),
+            _ => Ok(()),
         }
     }
 

@@ -33,8 +33,9 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("config: {e}"));
         let store = Store::open_memory().await.unwrap();
         let (sink, writer) = modelgate_store::spawn_log_writer(store.clone());
-        let state =
-            modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone()).unwrap();
+        let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone())
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
