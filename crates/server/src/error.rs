@@ -20,7 +20,7 @@ pub struct ApiError {
     /// 409, 413 too large, 422), the upstream's status instead of 400.
     pub upstream_status: Option<u16>,
     /// Rate-limit state for `x-ratelimit-*` headers.
-    pub rate_info: Option<modelgate_policy::limiter::RateInfo>,
+    pub rate_info: Option<Box<modelgate_policy::limiter::RateInfo>>,
     /// The request body was left unread: answer with `Connection: close` so a
     /// keep-alive client does not reuse a connection the server will drop.
     pub close_connection: bool,

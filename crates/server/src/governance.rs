@@ -172,7 +172,7 @@ impl Governance {
                 )
                 .with_code("rate_limit_exceeded");
                 e.retry_after = Some(r.retry_after_s.to_string());
-                e.rate_info = Some(r.info);
+                e.rate_info = Some(Box::new(r.info));
                 e
             })?;
         let info = limits.info;
