@@ -89,6 +89,8 @@ pub enum ErrorClass {
     Forbidden,
     /// Unknown model or route.
     NotFound,
+    /// The change conflicts with what exists (a duplicate name).
+    Conflict,
     /// A gateway rate limit (RPM, TPM, parallel requests) refused the request.
     RateLimited,
     /// A budget could not cover the request's worst-case cost.
@@ -125,6 +127,7 @@ impl ErrorClass {
             ErrorClass::Unauthorized => "unauthorized",
             ErrorClass::Forbidden => "forbidden",
             ErrorClass::NotFound => "not_found",
+            ErrorClass::Conflict => "conflict",
             ErrorClass::RateLimited => "rate_limited",
             ErrorClass::BudgetExceeded => "budget_exceeded",
             ErrorClass::PayloadTooLarge => "payload_too_large",

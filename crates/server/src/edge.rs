@@ -134,7 +134,7 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 /// Fallback for unknown `/v1` routes: 404 in the OpenAI envelope.
 pub async fn unknown_route(req: Request) -> Response {
     let path = req.uri().path().to_owned();
-    if path.starts_with("/v1/") || path == "/v1" {
+    if path.starts_with("/v1/") || path == "/v1" || path.starts_with("/admin") {
         ApiError::new(
             ErrorClass::NotFound,
             format!("Unknown route {} {path}.", req.method()),

@@ -73,6 +73,7 @@ impl ApiError {
             ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorClass::Forbidden => StatusCode::FORBIDDEN,
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
             ErrorClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorClass::UpstreamRateLimited
             | ErrorClass::RateLimited
@@ -95,6 +96,7 @@ impl ApiError {
             ErrorClass::BadRequest
             | ErrorClass::UpstreamBadRequest
             | ErrorClass::PayloadTooLarge
+            | ErrorClass::Conflict
             | ErrorClass::NotFound => "invalid_request_error",
             ErrorClass::Unauthorized => "authentication_error",
             ErrorClass::Forbidden => "permission_error",

@@ -15,6 +15,7 @@
 //!    upstream → respond → settle (a drop guard, so it also runs when the
 //!    client disconnects).
 
+pub mod admin;
 pub mod chat;
 pub mod dispatch;
 pub mod edge;
@@ -49,6 +50,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(routes::list_models))
         .route("/v1/models/{*model}", get(routes::get_model))
+        .route("/admin/keys", post(admin::post_key).get(admin::list_keys))
+        .route(
+            "/admin/keys/{id}",
+            get(admin::get_key)
+                .patch(admin::patch_key)
+                .delete(admin::delete_key),
+        )
+        .route("/admin/keys/{id}/rotate", post(admin::rotate_key))
+        .route("/admin/spend", get(admin::spend))
+        .route("/admin/openapi.json", get(admin::openapi))
+        .route(
+            "/admin/{kind}",
+            post(admin::post_member).get(admin::list_members),
+        )
+        .route(
+            "/admin/{kind}/{id}",
+            get(admin::member)
+                .patch(admin::member)
+                .delete(admin::member),
+        )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .fallback(edge::unknown_route)

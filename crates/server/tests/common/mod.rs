@@ -24,6 +24,17 @@ impl Gateway {
     }
 
     pub async fn start_with_grace(yaml: &str, env: &[(&str, &str)], grace: Duration) -> Gateway {
+        let store = Store::open_memory().await.unwrap();
+        Self::start_full(yaml, env, grace, store).await
+    }
+
+    /// Starts on a given store (e.g. a file, to inspect what is written).
+    pub async fn start_full(
+        yaml: &str,
+        env: &[(&str, &str)],
+        grace: Duration,
+        store: Store,
+    ) -> Gateway {
         let env = MapEnv(
             env.iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -31,7 +42,6 @@ impl Gateway {
         );
         let cfg = Config::load(if yaml.is_empty() { None } else { Some(yaml) }, &env)
             .unwrap_or_else(|e| panic!("config: {e}"));
-        let store = Store::open_memory().await.unwrap();
         let (sink, writer) = modelgate_store::spawn_log_writer(store.clone());
         let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone())
             .await
@@ -63,6 +73,10 @@ impl Gateway {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         Self::client().post(format!("{}{path}", self.url))
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        Self::client().get(format!("{}{path}", self.url))
     }
 
     /// Signals shutdown (the server stops accepting and drains).

@@ -1,0 +1,911 @@
+//! The admin API (`/admin/*`) and the operations behind it, shared with the
+//! CLI: teams, users, virtual keys, spend reports.
+//!
+//! Only the master key or keys with the `admin` role may call it. An admin key
+//! cannot mint a key with more rights than its own: the new key's models,
+//! limits, budget, team and expiry are bounded by the creator's.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use modelgate_core::ErrorClass;
+use modelgate_policy::budget::Period;
+use modelgate_policy::keys;
+use modelgate_store::governance::{Entity, GroupBy, KeyRow, LimitFields, Member};
+use modelgate_store::{Store, StoreError, now_ms};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::governance::Governance;
+use crate::state::{AppState, Caller};
+
+fn double<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// Limit and budget fields shared by keys, teams and users. In a PATCH, an
+/// absent field is unchanged and `null` clears it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitInput {
+    #[serde(default, deserialize_with = "double")]
+    pub models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double")]
+    pub rpm: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub tpm: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub max_parallel: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub max_budget_usd: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub budget_period: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub soft_budget_usd: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub metadata: Option<Option<Value>>,
+}
+
+/// `POST /admin/keys` and `PATCH /admin/keys/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInput {
+    #[serde(default, deserialize_with = "double")]
+    pub name: Option<Option<String>>,
+    /// Team id or name.
+    #[serde(default, deserialize_with = "double")]
+    pub team: Option<Option<String>>,
+    /// User id or name.
+    #[serde(default, deserialize_with = "double")]
+    pub user: Option<Option<String>>,
+    /// `user` (default) or `admin`.
+    pub role: Option<String>,
+    /// RFC 3339 time or Unix seconds.
+    #[serde(default, deserialize_with = "double")]
+    pub expires_at: Option<Option<Value>>,
+    pub enabled: Option<bool>,
+    #[serde(flatten)]
+    pub limits: LimitInput,
+}
+
+/// `POST /admin/teams|users` and their PATCH.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    pub name: Option<String>,
+    /// Users only: team id or name.
+    #[serde(default, deserialize_with = "double")]
+    pub team: Option<Option<String>>,
+    #[serde(flatten)]
+    pub limits: LimitInput,
+}
+
+/// Limits as the API shows them (USD, not nano-dollars).
+#[derive(Debug, Serialize)]
+pub struct LimitView {
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub max_parallel: Option<i64>,
+    pub max_budget_usd: Option<String>,
+    pub budget_period: Option<String>,
+    pub soft_budget_usd: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+fn usd(n: Option<i64>) -> Option<String> {
+    n.map(|n| modelgate_core::Nanos(n).to_usd_string())
+}
+
+fn limit_view(
+    models: &Option<Vec<String>>,
+    l: &LimitFields,
+    metadata: &Option<Value>,
+) -> LimitView {
+    LimitView {
+        models: models.clone(),
+        rpm: l.rpm,
+        tpm: l.tpm,
+        max_parallel: l.max_parallel,
+        max_budget_usd: usd(l.max_budget_nanos),
+        budget_period: l.budget_period.clone(),
+        soft_budget_usd: usd(l.soft_budget_nanos),
+        metadata: metadata.clone(),
+    }
+}
+
+/// A key as the API shows it (never the hash; the plaintext only on create/rotate).
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: Option<String>,
+    pub key_prefix: String,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub role: String,
+    #[serde(flatten)]
+    pub limits: LimitView,
+    pub expires_at_ms: Option<i64>,
+    pub enabled: bool,
+    pub revoked: bool,
+    pub created_by: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// The plaintext key: present once, in the create and rotate responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl KeyView {
+    fn of(k: &KeyRow, plaintext: Option<String>) -> KeyView {
+        KeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            key_prefix: k.prefix.clone(),
+            team_id: k.team_id.clone(),
+            user_id: k.user_id.clone(),
+            role: k.role.clone(),
+            limits: limit_view(&k.models, &k.limits, &k.metadata),
+            expires_at_ms: k.expires_at_ms,
+            enabled: k.enabled,
+            revoked: k.revoked_at_ms.is_some(),
+            created_by: k.created_by.clone(),
+            created_at_ms: k.created_at_ms,
+            updated_at_ms: k.updated_at_ms,
+            key: plaintext,
+        }
+    }
+}
+
+/// A team or user as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    #[serde(flatten)]
+    pub limits: LimitView,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl MemberView {
+    fn of(m: &Member) -> MemberView {
+        MemberView {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            team_id: m.team_id.clone(),
+            limits: limit_view(&m.models, &m.limits, &m.metadata),
+            created_at_ms: m.created_at_ms,
+            updated_at_ms: m.updated_at_ms,
+        }
+    }
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    let text = e.to_string();
+    if text.contains("UNIQUE") {
+        let mut err =
+            ApiError::new(ErrorClass::Conflict, "The name is already taken.").with_code("conflict");
+        err.param = Some("name".into());
+        return err;
+    }
+    tracing::error!(error = %text, "admin store error");
+    ApiError::new(
+        ErrorClass::Internal,
+        "The gateway could not update its store.",
+    )
+}
+
+fn nanos(param: &str, usd: f64) -> Result<i64, ApiError> {
+    if !usd.is_finite() || !(0.0..=1e9).contains(&usd) {
+        return Err(ApiError::bad_param(
+            param,
+            format!("'{param}' must be between 0 and 1000000000 USD."),
+        ));
+    }
+    Ok((usd * 1e9).round() as i64)
+}
+
+fn positive(param: &str, v: u64) -> Result<i64, ApiError> {
+    if v == 0 {
+        return Err(ApiError::bad_param(
+            param,
+            format!("'{param}' must be at least 1."),
+        ));
+    }
+    i64::try_from(v).map_err(|_| ApiError::bad_param(param, format!("'{param}' is too large.")))
+}
+
+/// Applies a limit input onto stored fields.
+fn apply_limits(
+    input: &LimitInput,
+    models: &mut Option<Vec<String>>,
+    l: &mut LimitFields,
+    metadata: &mut Option<Value>,
+) -> Result<(), ApiError> {
+    if let Some(m) = &input.models {
+        if let Some(list) = m
+            && list.iter().any(|p| p.trim().is_empty())
+        {
+            return Err(ApiError::bad_param(
+                "models",
+                "'models' entries must not be empty.",
+            ));
+        }
+        *models = m.clone();
+    }
+    for (param, field, slot) in [
+        ("rpm", &input.rpm, &mut l.rpm),
+        ("tpm", &input.tpm, &mut l.tpm),
+        ("max_parallel", &input.max_parallel, &mut l.max_parallel),
+    ] {
+        if let Some(v) = field {
+            *slot = v.map(|v| positive(param, v)).transpose()?;
+        }
+    }
+    if let Some(v) = &input.max_budget_usd {
+        l.max_budget_nanos = v.map(|u| nanos("max_budget_usd", u)).transpose()?;
+    }
+    if let Some(v) = &input.soft_budget_usd {
+        l.soft_budget_nanos = v.map(|u| nanos("soft_budget_usd", u)).transpose()?;
+    }
+    if let Some(p) = &input.budget_period {
+        if Period::parse(p.as_deref()).is_none() {
+            return Err(ApiError::bad_param(
+                "budget_period",
+                "'budget_period' must be daily, weekly, monthly or total.",
+            ));
+        }
+        l.budget_period = p.clone();
+    }
+    if let Some(m) = &input.metadata {
+        if m.as_ref().is_some_and(|v| !v.is_object()) {
+            return Err(ApiError::bad_param(
+                "metadata",
+                "'metadata' must be an object.",
+            ));
+        }
+        *metadata = m.clone();
+    }
+    Ok(())
+}
+
+/// Parses `expires_at`: RFC 3339 (`2026-12-31T23:59:59Z`) or Unix seconds.
+pub fn parse_time(v: &Value, param: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::bad_param(
+            param,
+            format!("'{param}' must be an RFC 3339 time or Unix seconds."),
+        )
+    };
+    match v {
+        Value::Number(n) => n.as_i64().map(|s| s * 1000).ok_or_else(bad),
+        Value::String(s) => parse_rfc3339(s).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Some(secs * 1000);
+    }
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let oh = o.get(1..3)?.parse::<i64>().ok()?;
+            let om = o.get(4..6)?.parse::<i64>().ok()?;
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    let days = modelgate_policy::budget::days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset) * 1000)
+}
+
+/// Who is creating or changing a key, for the "no more rights than its own" rule.
+fn bound_by_creator(creator: &Caller, k: &mut KeyRow) -> Result<(), ApiError> {
+    let Some(p) = creator.principal() else {
+        return Ok(()); // the master key may grant anything
+    };
+    let mine = &p.key;
+    let deny = |what: &str| {
+        ApiError::new(
+            ErrorClass::Forbidden,
+            format!("A key cannot grant more than it has: {what}."),
+        )
+        .with_code("insufficient_permissions")
+    };
+    if mine.team_id.is_some() {
+        match &k.team_id {
+            None => k.team_id = mine.team_id.clone(),
+            Some(t) if Some(t) != mine.team_id.as_ref() => return Err(deny("another team")),
+            _ => {}
+        }
+    }
+    if let Some(allowed) = &mine.models {
+        match &k.models {
+            None => k.models = Some(allowed.clone()),
+            Some(req) => {
+                if let Some(m) = req.iter().find(|m| {
+                    !allowed
+                        .iter()
+                        .any(|a| modelgate_policy::model_matches(a, m))
+                }) {
+                    return Err(deny(&format!("model `{m}`")));
+                }
+            }
+        }
+    }
+    let caps = [
+        ("rpm", mine.limits.rpm, &mut k.limits.rpm),
+        ("tpm", mine.limits.tpm, &mut k.limits.tpm),
+        (
+            "max_parallel",
+            mine.limits.max_parallel,
+            &mut k.limits.max_parallel,
+        ),
+        (
+            "max_budget_usd",
+            mine.limits.max_budget_nanos,
+            &mut k.limits.max_budget_nanos,
+        ),
+    ];
+    for (what, cap, slot) in caps {
+        if let Some(cap) = cap {
+            match slot {
+                None => *slot = Some(cap),
+                Some(v) if *v > cap => return Err(deny(&format!("{what} above its own"))),
+                _ => {}
+            }
+        }
+    }
+    if let Some(exp) = mine.expires_at_ms {
+        match k.expires_at_ms {
+            None => k.expires_at_ms = Some(exp),
+            Some(e) if e > exp => return Err(deny("a later expiry")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn member_id(
+    store: &Store,
+    entity: Entity,
+    id_or_name: &str,
+    param: &str,
+) -> Result<String, ApiError> {
+    match store
+        .get_member(entity, id_or_name)
+        .await
+        .map_err(store_err)?
+    {
+        Some(m) => Ok(m.id),
+        None => Err(ApiError::bad_param(
+            param,
+            format!("No {param} named {id_or_name:?}."),
+        )),
+    }
+}
+
+/// Creates a key; returns it with its plaintext (shown only now).
+pub async fn create_key(
+    store: &Store,
+    gov: &Governance,
+    creator: &Caller,
+    input: KeyInput,
+) -> Result<KeyView, ApiError> {
+    let (id, plaintext) = keys::generate().map_err(|_| {
+        ApiError::new(
+            ErrorClass::Internal,
+            "No randomness available to make a key.",
+        )
+    })?;
+    let now = now_ms();
+    let mut k = KeyRow {
+        hash: gov.hash(&plaintext),
+        prefix: keys::display_prefix(&id),
+        id,
+        name: input.name.clone().flatten(),
+        team_id: None,
+        user_id: None,
+        role: "user".into(),
+        models: None,
+        limits: LimitFields::default(),
+        expires_at_ms: None,
+        metadata: None,
+        enabled: input.enabled.unwrap_or(true),
+        revoked_at_ms: None,
+        created_by: Some(creator.label().to_owned()),
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    edit_key(store, &mut k, &input).await?;
+    bound_by_creator(creator, &mut k)?;
+    store.create_key(&k).await.map_err(store_err)?;
+    Ok(KeyView::of(&k, Some(plaintext)))
+}
+
+async fn edit_key(store: &Store, k: &mut KeyRow, input: &KeyInput) -> Result<(), ApiError> {
+    if let Some(n) = &input.name {
+        k.name = n.clone();
+    }
+    if let Some(t) = &input.team {
+        k.team_id = match t {
+            Some(t) => Some(member_id(store, Entity::Team, t, "team").await?),
+            None => None,
+        };
+    }
+    if let Some(u) = &input.user {
+        k.user_id = match u {
+            Some(u) => Some(member_id(store, Entity::User, u, "user").await?),
+            None => None,
+        };
+    }
+    if let Some(r) = &input.role {
+        if r != "user" && r != "admin" {
+            return Err(ApiError::bad_param("role", "'role' must be user or admin."));
+        }
+        k.role = r.clone();
+    }
+    if let Some(e) = &input.expires_at {
+        k.expires_at_ms = e
+            .as_ref()
+            .map(|v| parse_time(v, "expires_at"))
+            .transpose()?;
+    }
+    if let Some(en) = input.enabled {
+        k.enabled = en;
+    }
+    apply_limits(&input.limits, &mut k.models, &mut k.limits, &mut k.metadata)
+}
+
+fn admin_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorClass::Forbidden,
+            "The admin API needs the master key or a key with the admin role.",
+        )
+        .with_code("insufficient_permissions"))
+    }
+}
+
+async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let caller = state.authenticate(headers).await?;
+    if matches!(caller, Caller::Anonymous) && state.inner.config.server.master_key.is_none() {
+        // Keyless loopback mode: the local operator is the admin.
+        return Ok(Caller::Master);
+    }
+    admin_only(&caller)?;
+    Ok(caller)
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    crate::edge::parse_json(raw)
+}
+
+fn ok<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    (status, Json(v)).into_response()
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::new(ErrorClass::NotFound, format!("No {what} {id:?}.")).with_code("not_found")
+}
+
+/// `POST /admin/keys`.
+pub async fn post_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = async {
+        let caller = admin(&state, &headers).await?;
+        let input: KeyInput = json_body(&body)?;
+        create_key(&state.inner.store, &state.inner.governance, &caller, input).await
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /admin/keys`.
+pub async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let keys = state.inner.store.list_keys().await.map_err(store_err)?;
+        Ok::<_, ApiError>(serde_json::json!({
+            "object": "list",
+            "data": keys.iter().map(|k| KeyView::of(k, None)).collect::<Vec<_>>()
+        }))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn load_key(state: &AppState, id: &str) -> Result<KeyRow, ApiError> {
+    state
+        .inner
+        .store
+        .get_key(id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("key", id))
+}
+
+/// `GET /admin/keys/{id}`.
+pub async fn get_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        Ok::<_, ApiError>(KeyView::of(&load_key(&state, &id).await?, None))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `PATCH /admin/keys/{id}`.
+pub async fn patch_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = async {
+        let caller = admin(&state, &headers).await?;
+        let input: KeyInput = json_body(&body)?;
+        let mut k = load_key(&state, &id).await?;
+        edit_key(&state.inner.store, &mut k, &input).await?;
+        bound_by_creator(&caller, &mut k)?;
+        state.inner.store.update_key(&k).await.map_err(store_err)?;
+        state.inner.governance.invalidate(Some(&id));
+        Ok::<_, ApiError>(KeyView::of(&load_key(&state, &id).await?, None))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Revokes a key (shared with the CLI).
+pub async fn revoke_key(store: &Store, gov: &Governance, id: &str) -> Result<KeyView, ApiError> {
+    let mut k = store
+        .get_key(id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("key", id))?;
+    if k.revoked_at_ms.is_none() {
+        k.revoked_at_ms = Some(now_ms());
+        k.enabled = false;
+        store.update_key(&k).await.map_err(store_err)?;
+    }
+    gov.invalidate(Some(id));
+    Ok(KeyView::of(&k, None))
+}
+
+/// `DELETE /admin/keys/{id}`: revokes the key.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        revoke_key(&state.inner.store, &state.inner.governance, &id).await
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /admin/keys/{id}/rotate`: a new secret for the same key id; the old one stops working.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let mut k = load_key(&state, &id).await?;
+        if k.revoked_at_ms.is_some() {
+            return Err(ApiError::bad_param(
+                "id",
+                "A revoked key cannot be rotated.",
+            ));
+        }
+        let secret = keys::random_token(40).map_err(|_| {
+            ApiError::new(
+                ErrorClass::Internal,
+                "No randomness available to make a key.",
+            )
+        })?;
+        let plaintext = format!("{}{}-{secret}", keys::PREFIX, k.id);
+        k.hash = state.inner.governance.hash(&plaintext);
+        state.inner.store.update_key(&k).await.map_err(store_err)?;
+        state.inner.governance.invalidate(Some(&id));
+        Ok(KeyView::of(&k, Some(plaintext)))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Creates a team or user (shared with the CLI).
+pub async fn create_member(
+    store: &Store,
+    entity: Entity,
+    input: MemberInput,
+) -> Result<MemberView, ApiError> {
+    let name = input
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_param("name", "'name' is required."))?;
+    let now = now_ms();
+    let id = keys::random_token(12)
+        .map_err(|_| ApiError::new(ErrorClass::Internal, "No randomness available."))?;
+    let mut m = Member {
+        id,
+        name,
+        team_id: None,
+        models: None,
+        limits: LimitFields::default(),
+        metadata: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    edit_member(store, entity, &mut m, &input).await?;
+    store.create_member(entity, &m).await.map_err(store_err)?;
+    Ok(MemberView::of(&m))
+}
+
+async fn edit_member(
+    store: &Store,
+    entity: Entity,
+    m: &mut Member,
+    input: &MemberInput,
+) -> Result<(), ApiError> {
+    if let Some(n) = &input.name {
+        if n.trim().is_empty() {
+            return Err(ApiError::bad_param("name", "'name' must not be empty."));
+        }
+        m.name = n.clone();
+    }
+    if let Some(t) = &input.team {
+        if entity == Entity::Team {
+            return Err(ApiError::bad_param("team", "A team has no team."));
+        }
+        m.team_id = match t {
+            Some(t) => Some(member_id(store, Entity::Team, t, "team").await?),
+            None => None,
+        };
+    }
+    apply_limits(&input.limits, &mut m.models, &mut m.limits, &mut m.metadata)
+}
+
+fn entity_of(kind: &str) -> Option<(Entity, &'static str)> {
+    match kind {
+        "teams" => Some((Entity::Team, "team")),
+        "users" => Some((Entity::User, "user")),
+        _ => None,
+    }
+}
+
+/// `POST /admin/{teams|users}`.
+pub async fn post_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let (entity, _) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
+        let input: MemberInput = json_body(&body)?;
+        create_member(&state.inner.store, entity, input).await
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /admin/{teams|users}`.
+pub async fn list_members(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let (entity, _) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
+        let all = state
+            .inner
+            .store
+            .list_members(entity)
+            .await
+            .map_err(store_err)?;
+        Ok::<_, ApiError>(serde_json::json!({
+            "object": "list",
+            "data": all.iter().map(MemberView::of).collect::<Vec<_>>()
+        }))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET|PATCH|DELETE /admin/{teams|users}/{id}`.
+pub async fn member(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let (entity, what) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
+        let store = &state.inner.store;
+        let mut m = store
+            .get_member(entity, &id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| not_found(what, &id))?;
+        match method {
+            axum::http::Method::GET => {}
+            axum::http::Method::PATCH => {
+                let input: MemberInput = json_body(&body)?;
+                edit_member(store, entity, &mut m, &input).await?;
+                store.update_member(entity, &m).await.map_err(store_err)?;
+                state.inner.governance.invalidate(None);
+            }
+            axum::http::Method::DELETE => {
+                store
+                    .delete_member(entity, &m.id)
+                    .await
+                    .map_err(store_err)?;
+                state.inner.governance.invalidate(None);
+            }
+            _ => return Err(ApiError::bad_param("method", "Use GET, PATCH or DELETE.")),
+        }
+        Ok::<_, ApiError>(MemberView::of(&m))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Query of `GET /admin/spend`.
+#[derive(Debug, Deserialize)]
+pub struct SpendQuery {
+    pub group_by: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// `GET /admin/spend?group_by=key|team|user|model|provider|day&from=&to=`.
+pub async fn spend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let group = GroupBy::parse(q.group_by.as_deref().unwrap_or("key")).ok_or_else(|| {
+            ApiError::bad_param("group_by", "'group_by' must be key, team, user, model, provider or day.")
+        })?;
+        let time = |v: &Option<String>, param: &str, default: i64| match v {
+            None => Ok(default),
+            Some(s) => parse_time(&Value::String(s.clone()), param),
+        };
+        let from = time(&q.from, "from", 0)?;
+        let to = time(&q.to, "to", now_ms() + 1)?;
+        let rows = state.inner.store.spend_report(group, from, to).await.map_err(store_err)?;
+        let data: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "group": r.group,
+                    "requests": r.requests,
+                    "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens,
+                    "tokens": r.input_tokens + r.output_tokens,
+                    "spend_usd": modelgate_core::Nanos(r.cost_nanos).to_usd_string(),
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(serde_json::json!({"object": "list", "group_by": q.group_by.as_deref().unwrap_or("key"), "from_ms": from, "to_ms": to, "data": data}))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /admin/openapi.json`.
+pub async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("admin_openapi.json"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T17:34:00Z"),
+            Some(1_795_368_840_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T18:34:00.123+01:00"),
+            Some(1_795_368_840_000)
+        );
+        assert_eq!(parse_rfc3339("1795368840"), Some(1_795_368_840_000));
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}
