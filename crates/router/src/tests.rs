@@ -12,7 +12,7 @@ fn config(yaml: &str) -> Config {
 
 const TWO: &str = r#"
 deployments:
-  - { name: a, provider: mock, model: echo, weight: 3, priority: 1, tags: [eu] }
+  - { name: a, provider: mock, model: echo, weight: 3, priority: 1, tags: [eu], price: { input: 5, output: 5 } }
   - { name: b, provider: mock, model: echo, weight: 1, priority: 0, tags: [us], price: { input: 1, output: 1 } }
   - { name: c, provider: mock, model: echo, weight: 1, priority: 2, tags: [eu, gpu], price: { input: 0.1, output: 0.1 } }
 models:
