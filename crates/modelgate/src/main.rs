@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use modelgate_config::{Config, ProcessEnv};
+use modelgate_store::governance::Entity;
 
 #[derive(Parser)]
 #[command(
@@ -50,8 +51,116 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     PrintSchema,
+    /// Manage virtual keys in the store (same store as `serve`).
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manage teams in the store.
+    Teams {
+        #[command(subcommand)]
+        cmd: MembersCmd,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manage users in the store.
+    Users {
+        #[command(subcommand)]
+        cmd: MembersCmd,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// YAML config file (for the store location and key secret).
+    #[arg(long, short, env = "MODELGATE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// SQLite file (overrides store.sqlite_path).
+    #[arg(long, env = "MODELGATE_DB", global = true)]
+    db: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Default)]
+struct LimitArgs {
+    /// Allowed model patterns, comma-separated (`gpt-*,mock/*`).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    #[arg(long)]
+    rpm: Option<u64>,
+    #[arg(long)]
+    tpm: Option<u64>,
+    #[arg(long)]
+    max_parallel: Option<u64>,
+    #[arg(long)]
+    max_budget_usd: Option<f64>,
+    /// daily, weekly, monthly or total.
+    #[arg(long)]
+    budget_period: Option<String>,
+    #[arg(long)]
+    soft_budget_usd: Option<f64>,
+}
+
+impl LimitArgs {
+    fn input(self) -> modelgate_server::admin::LimitInput {
+        modelgate_server::admin::LimitInput {
+            models: self.models.map(Some),
+            rpm: self.rpm.map(Some),
+            tpm: self.tpm.map(Some),
+            max_parallel: self.max_parallel.map(Some),
+            max_budget_usd: self.max_budget_usd.map(Some),
+            budget_period: self.budget_period.map(Some),
+            soft_budget_usd: self.soft_budget_usd.map(Some),
+            metadata: None,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; prints it once (with its plaintext `key`).
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        /// Team id or name.
+        #[arg(long)]
+        team: Option<String>,
+        /// User id or name.
+        #[arg(long)]
+        user: Option<String>,
+        /// user or admin.
+        #[arg(long)]
+        role: Option<String>,
+        /// RFC 3339 time or Unix seconds.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List keys (prefixes only).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum MembersCmd {
+    /// Create one.
+    Create {
+        name: String,
+        /// Users only: team id or name.
+        #[arg(long)]
+        team: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List them.
+    List,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +198,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Keys { cmd, store } => admin_cli(store, Admin::Keys(cmd)),
+        Command::Teams { cmd, store } => admin_cli(store, Admin::Members(Entity::Team, cmd)),
+        Command::Users { cmd, store } => admin_cli(store, Admin::Members(Entity::User, cmd)),
         Command::Serve {
             config,
             listen,
@@ -129,6 +241,112 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+enum Admin {
+    Keys(KeysCmd),
+    Members(Entity, MembersCmd),
+}
+
+fn admin_cli(args: StoreArgs, cmd: Admin) -> ExitCode {
+    let mut cfg = match load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(p) = args.db {
+        cfg.store.sqlite_path = p;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run_admin(cfg, cmd)) {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("modelgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value> {
+    use modelgate_server::admin;
+    let store = modelgate_store::Store::open_sqlite(&cfg.store.sqlite_path)
+        .await
+        .with_context(|| format!("opening the store at {}", cfg.store.sqlite_path.display()))?;
+    let gov = modelgate_server::governance::Governance::init(&cfg, &store).await?;
+    let fail = |e: modelgate_server::error::ApiError| anyhow::anyhow!("{}", e.message);
+    let out = match cmd {
+        Admin::Keys(KeysCmd::Create {
+            name,
+            team,
+            user,
+            role,
+            expires_at,
+            limits,
+        }) => {
+            let input = admin::KeyInput {
+                name: name.map(Some),
+                team: team.map(Some),
+                user: user.map(Some),
+                role,
+                expires_at: expires_at.map(|e| Some(serde_json::Value::String(e))),
+                enabled: None,
+                limits: limits.input(),
+            };
+            let view = admin::create_key(&store, &gov, &modelgate_server::Caller::Master, input)
+                .await
+                .map_err(fail)?;
+            serde_json::to_value(view)?
+        }
+        Admin::Keys(KeysCmd::List) => {
+            let keys: Vec<_> = store
+                .list_keys()
+                .await?
+                .iter()
+                .map(|k| admin::KeyView::of(k, None))
+                .collect();
+            serde_json::to_value(keys)?
+        }
+        Admin::Keys(KeysCmd::Revoke { id }) => {
+            serde_json::to_value(admin::revoke_key(&store, &gov, &id).await.map_err(fail)?)?
+        }
+        Admin::Members(entity, MembersCmd::Create { name, team, limits }) => {
+            let input = admin::MemberInput {
+                name: Some(name),
+                team: team.map(Some),
+                limits: limits.input(),
+            };
+            serde_json::to_value(
+                admin::create_member(&store, entity, input)
+                    .await
+                    .map_err(fail)?,
+            )?
+        }
+        Admin::Members(entity, MembersCmd::List) => {
+            let all: Vec<_> = store
+                .list_members(entity)
+                .await?
+                .iter()
+                .map(admin::MemberView::of)
+                .collect();
+            serde_json::to_value(all)?
+        }
+    };
+    store.close().await;
+    Ok(out)
 }
 
 /// Loads the config, returning every error as printable text.

@@ -80,3 +80,60 @@ fn refuses_public_bind_without_a_master_key() {
         "{err}"
     );
 }
+
+#[test]
+fn keys_and_teams_from_the_cli_share_the_store() {
+    let dir = std::env::temp_dir().join(format!("mg-cli-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("store.db");
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .env_remove("MODELGATE_CONFIG")
+            .env_remove("MODELGATE_KEY_SECRET")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let team = run(&[
+        "teams",
+        "create",
+        "platform",
+        "--max-budget-usd",
+        "25",
+        "--budget-period",
+        "monthly",
+    ]);
+    assert_eq!(team["name"], "platform");
+    assert_eq!(team["max_budget_usd"], "25");
+    let key = run(&[
+        "keys",
+        "create",
+        "--team",
+        "platform",
+        "--name",
+        "svc",
+        "--rpm",
+        "60",
+        "--models",
+        "gpt-*,mock/*",
+    ]);
+    let plaintext = key["key"].as_str().unwrap().to_owned();
+    assert!(plaintext.starts_with("sk-mg-"));
+    assert_eq!(key["team_id"], team["id"]);
+    assert_eq!(key["models"], serde_json::json!(["gpt-*", "mock/*"]));
+    let list = run(&["keys", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&plaintext));
+    let revoked = run(&["keys", "revoke", key["id"].as_str().unwrap()]);
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(run(&["teams", "list"]).as_array().unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -141,7 +141,8 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn of(k: &KeyRow, plaintext: Option<String>) -> KeyView {
+    /// The view of a stored key (with its plaintext on create/rotate).
+    pub fn of(k: &KeyRow, plaintext: Option<String>) -> KeyView {
         KeyView {
             id: k.id.clone(),
             name: k.name.clone(),
@@ -175,7 +176,8 @@ pub struct MemberView {
 }
 
 impl MemberView {
-    fn of(m: &Member) -> MemberView {
+    /// The view of a stored team or user.
+    pub fn of(m: &Member) -> MemberView {
         MemberView {
             id: m.id.clone(),
             name: m.name.clone(),
