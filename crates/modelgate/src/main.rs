@@ -122,6 +122,7 @@ impl LimitArgs {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum KeysCmd {
     /// Create a key; prints it once (with its plaintext `key`).
     Create {
