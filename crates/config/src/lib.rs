@@ -68,6 +68,20 @@ pub struct GovernanceConfig {
     pub default_max_output_tokens: u64,
     /// Soft-budget alert webhook (its host is on the allow-list).
     pub alert_webhook: Option<String>,
+    /// Redis shared by replicas, when configured.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Shared limits and budgets.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub prefix: String,
+    pub timeout: Duration,
+    /// Rate limits pass when Redis is unreachable.
+    pub limits_fail_open: bool,
+    /// Budgets pass when Redis is unreachable (default: refuse).
+    pub budgets_fail_open: bool,
 }
 
 /// A public model name and how requests for it are routed.

@@ -281,6 +281,19 @@ pub struct RawGovernance {
     /// Hosts `alert_webhook` may point at (it must be listed here).
     #[serde(default)]
     pub alert_webhook_allowlist: Vec<String>,
+    /// Share rate limits and budgets between replicas through this Redis
+    /// (`redis://127.0.0.1:6379`). `MODELGATE_REDIS_URL` overrides it.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key. Default `mg`.
+    pub redis_prefix: Option<String>,
+    /// Longest wait for Redis on the request path. Default 250.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub redis_timeout_ms: Option<u64>,
+    /// When Redis is unreachable, rate limits `open` (requests pass, default) or `closed`.
+    pub limits_on_redis_failure: Option<String>,
+    /// When Redis is unreachable, budgets `closed` (requests with a budget are refused, default) or `open`.
+    pub budgets_on_redis_failure: Option<String>,
 }
 
 /// `router:`

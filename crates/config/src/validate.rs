@@ -10,7 +10,6 @@ use modelgate_core::Price;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::GovernanceConfig;
 use crate::raw::{
     RawDeployment, RawGovernance, RawModel, RawPrice, RawRouter, RawServer, RawStore,
 };
@@ -20,6 +19,7 @@ use crate::{
     Fallbacks, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret,
     ServerConfig, StoreConfig, Strategy, Timeouts,
 };
+use crate::{GovernanceConfig, RedisConfig};
 
 /// One problem in the configuration, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -768,7 +768,57 @@ fn validate_governance(g: RawGovernance, env: &dyn Env, errs: &mut Errors) -> Go
             Some(_) => {}
         }
     }
+    let redis_url = env
+        .var("MODELGATE_REDIS_URL")
+        .filter(|u| !u.is_empty())
+        .or(g.redis_url.clone());
+    let mode = |field: &str, v: &Option<String>, default_open: bool, errs: &mut Errors| match v
+        .as_deref()
+    {
+        None => default_open,
+        Some("open") => true,
+        Some("closed") => false,
+        Some(other) => {
+            errs.push(
+                format!("governance.{field}"),
+                format!("{other:?} must be open or closed"),
+            );
+            default_open
+        }
+    };
+    let limits_fail_open = mode(
+        "limits_on_redis_failure",
+        &g.limits_on_redis_failure,
+        true,
+        errs,
+    );
+    let budgets_fail_open = mode(
+        "budgets_on_redis_failure",
+        &g.budgets_on_redis_failure,
+        false,
+        errs,
+    );
+    let redis = match redis_url {
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Some(RedisConfig {
+                url: Secret::new(url),
+                prefix: g.redis_prefix.clone().unwrap_or_else(|| "mg".to_owned()),
+                timeout: Duration::from_millis(g.redis_timeout_ms.unwrap_or(250).max(1)),
+                limits_fail_open,
+                budgets_fail_open,
+            })
+        }
+        Some(_) => {
+            errs.push(
+                "governance.redis_url",
+                "must start with redis:// or rediss://",
+            );
+            None
+        }
+        None => None,
+    };
     GovernanceConfig {
+        redis,
         key_secret,
         default_max_output_tokens: match g.default_max_output_tokens {
             Some(0) => {

@@ -115,6 +115,8 @@ pub enum ErrorClass {
     ClientDisconnected,
     /// The gateway was shutting down and the drain deadline passed.
     ShuttingDown,
+    /// A store the gateway needs for this request (shared limits) is unreachable.
+    DependencyUnavailable,
     /// A bug or unexpected state inside the gateway.
     Internal,
 }
@@ -140,6 +142,7 @@ impl ErrorClass {
             ErrorClass::StreamInterrupted => "stream_interrupted",
             ErrorClass::ClientDisconnected => "client_disconnected",
             ErrorClass::ShuttingDown => "shutting_down",
+            ErrorClass::DependencyUnavailable => "dependency_unavailable",
             ErrorClass::Internal => "internal",
         }
     }

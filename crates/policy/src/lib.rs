@@ -12,6 +12,7 @@
 pub mod budget;
 pub mod keys;
 pub mod limiter;
+pub mod shared;
 
 use std::sync::Arc;
 

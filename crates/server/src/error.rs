@@ -83,7 +83,9 @@ impl ApiError {
             | ErrorClass::UpstreamUnavailable
             | ErrorClass::StreamInterrupted => StatusCode::BAD_GATEWAY,
             ErrorClass::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorClass::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorClass::ShuttingDown | ErrorClass::DependencyUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorClass::ClientDisconnected | ErrorClass::Internal => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -107,9 +109,10 @@ impl ApiError {
             | ErrorClass::UpstreamUnavailable
             | ErrorClass::UpstreamTimeout
             | ErrorClass::StreamInterrupted => "api_error",
-            ErrorClass::ClientDisconnected | ErrorClass::Internal | ErrorClass::ShuttingDown => {
-                "server_error"
-            }
+            ErrorClass::ClientDisconnected
+            | ErrorClass::Internal
+            | ErrorClass::ShuttingDown
+            | ErrorClass::DependencyUnavailable => "server_error",
         }
     }
 

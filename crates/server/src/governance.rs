@@ -10,6 +10,7 @@ use modelgate_config::{Alias, Config};
 use modelgate_core::{ErrorClass, Usage};
 use modelgate_policy::budget::{BudgetCheck, Ledger, Period, Reservation, SoftAlert};
 use modelgate_policy::limiter::{Admission, Check, Limiter, RateInfo};
+use modelgate_policy::shared::{Denied, Grant, Shared};
 use modelgate_policy::{Principal, ScopeId, keys};
 use modelgate_store::governance::{Entity, Scope};
 use modelgate_store::{Store, StoreError, now_ms};
@@ -29,6 +30,44 @@ pub struct Governance {
     pub ledger: Arc<Ledger>,
     default_max_output: u64,
     webhook: Option<String>,
+    redis: Option<RedisState>,
+}
+
+/// The shared backend and its failure policy.
+struct RedisState {
+    cfg: modelgate_config::RedisConfig,
+    conn: tokio::sync::RwLock<Option<Shared>>,
+    last_attempt: std::sync::Mutex<Option<Instant>>,
+}
+
+impl RedisState {
+    /// The connection, reconnecting at most once a second while it is down.
+    async fn get(&self) -> Option<Shared> {
+        if let Some(s) = self.conn.read().await.as_ref() {
+            return Some(s.clone());
+        }
+        {
+            let mut last = match self.last_attempt.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match Shared::connect(self.cfg.url.expose(), &self.cfg.prefix, self.cfg.timeout).await {
+            Ok(s) => {
+                *self.conn.write().await = Some(s.clone());
+                tracing::info!("connected to Redis for shared limits and budgets");
+                Some(s)
+            }
+            Err(e) => {
+                tracing::error!(error = %e.0, "Redis unreachable");
+                None
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Governance {
@@ -42,6 +81,8 @@ impl std::fmt::Debug for Governance {
 pub struct Admitted {
     pub limits: Option<Admission>,
     pub budget: Option<Reservation>,
+    /// Held in Redis (shared by replicas) instead of in process.
+    pub shared: Option<(Shared, Grant)>,
     pub info: RateInfo,
 }
 
@@ -62,6 +103,20 @@ impl Governance {
             ledger: Arc::new(Ledger::default()),
             default_max_output: config.governance.default_max_output_tokens,
             webhook: config.governance.alert_webhook.clone(),
+            redis: match &config.governance.redis {
+                None => None,
+                Some(cfg) => {
+                    let state = RedisState {
+                        cfg: cfg.clone(),
+                        conn: tokio::sync::RwLock::new(None),
+                        last_attempt: std::sync::Mutex::new(None),
+                    };
+                    // Connect now so the first request does not pay for it;
+                    // if Redis is down the failure policy applies until it is back.
+                    let _ = state.get().await;
+                    Some(state)
+                }
+            },
         })
     }
 
@@ -159,50 +214,122 @@ impl Governance {
                 });
             }
         }
+        if let Some(redis) = &self.redis {
+            let max_output = output_cap.map_or(self.default_max_output, u64::from);
+            let worst = worst_case_cost(alias, input_tokens, max_output);
+            return self
+                .admit_shared(redis, store, &checks, input_tokens, &budgets, worst)
+                .await;
+        }
         let limits = self
             .limiter
             .admit(&checks, input_tokens, Instant::now())
-            .map_err(|r| {
-                let mut e = ApiError::new(
-                    ErrorClass::RateLimited,
-                    format!(
-                        "Rate limit reached for {}: {} {} (limit {}). Retry after {} s.",
-                        r.scope, r.limit, r.what, r.limit, r.retry_after_s
-                    ),
-                )
-                .with_code("rate_limit_exceeded");
-                e.retry_after = Some(r.retry_after_s.to_string());
-                e.rate_info = Some(Box::new(r.info));
-                e
-            })?;
+            .map_err(|r| limit_error(&r))?;
         let info = limits.info;
         let budget = if budgets.is_empty() {
             None
         } else {
             let max_output = output_cap.map_or(self.default_max_output, u64::from);
             let worst = worst_case_cost(alias, input_tokens, max_output);
-            Some(self.ledger.reserve(budgets, worst).map_err(|b| {
-                let usd = |n: i64| modelgate_core::Nanos(n).to_usd_string();
-                let mut e = ApiError::new(
-                    ErrorClass::BudgetExceeded,
-                    format!(
-                        "Budget exceeded for {}: spent ${} of ${}, this request may cost up to ${}.",
-                        b.scope,
-                        usd(b.spent + b.reserved),
-                        usd(b.limit),
-                        usd(b.needed)
-                    ),
-                )
-                .with_code("budget_exceeded");
-                e.retry_after = None;
-                e
-            })?)
+            Some(
+                self.ledger
+                    .reserve(budgets, worst)
+                    .map_err(|b| budget_error(&b.scope, b.limit, b.spent + b.reserved, b.needed))?,
+            )
         };
         Ok(Admitted {
             limits: Some(limits),
             budget,
+            shared: None,
             info,
         })
+    }
+
+    /// Admission through Redis (atomic on every scope across replicas).
+    async fn admit_shared(
+        &self,
+        redis: &RedisState,
+        store: &Store,
+        checks: &[Check],
+        tokens: u64,
+        budgets: &[BudgetCheck],
+        worst: i64,
+    ) -> Result<Admitted, ApiError> {
+        let rid = keys::random_token(16).unwrap_or_else(|_| format!("{}", now_ms()));
+        let unreachable = |why: &str| -> Result<Admitted, ApiError> {
+            let has_limits = checks
+                .iter()
+                .any(|c| c.rpm.is_some() || c.tpm.is_some() || c.max_parallel.is_some());
+            tracing::warn!(reason = %why, "shared limits unavailable; applying the configured failure policy");
+            if !budgets.is_empty() && !redis.cfg.budgets_fail_open {
+                return Err(ApiError::new(
+                    ErrorClass::DependencyUnavailable,
+                    "Budgets cannot be checked right now (shared state unreachable); the request was not sent.",
+                )
+                .with_code("budget_unavailable"));
+            }
+            if has_limits && !redis.cfg.limits_fail_open {
+                return Err(ApiError::new(
+                    ErrorClass::DependencyUnavailable,
+                    "Rate limits cannot be checked right now (shared state unreachable); the request was not sent.",
+                )
+                .with_code("rate_limit_unavailable"));
+            }
+            Ok(Admitted::default())
+        };
+        let Some(shared) = redis.get().await else {
+            return unreachable("not connected");
+        };
+        for _ in 0..4 {
+            match shared
+                .admit(checks, tokens, budgets, worst, &rid, now_ms())
+                .await
+            {
+                Ok(grant) => {
+                    let info = grant.info;
+                    return Ok(Admitted {
+                        limits: None,
+                        budget: None,
+                        shared: Some((shared, grant)),
+                        info,
+                    });
+                }
+                Err(Denied::Limit(r)) => return Err(limit_error(&r)),
+                Err(Denied::Budget {
+                    scope,
+                    limit,
+                    spent,
+                    reserved,
+                    needed,
+                }) => {
+                    return Err(budget_error(&scope, limit, spent + reserved, needed));
+                }
+                Err(Denied::Load {
+                    scope,
+                    period_start,
+                }) => {
+                    let Some(b) = budgets.iter().find(|b| b.scope == scope) else {
+                        return unreachable("unknown scope to load");
+                    };
+                    let (kind, id) = scope_parts(&scope);
+                    let spent = store
+                        .spend_since(kind, id, period_start)
+                        .await
+                        .map_err(internal)?;
+                    let ttl = match b.period {
+                        Period::Total => None,
+                        Period::Daily => Some(2 * 86_400),
+                        Period::Weekly => Some(8 * 86_400),
+                        Period::Monthly => Some(32 * 86_400),
+                    };
+                    if let Err(e) = shared.load_spend(&scope, period_start, spent, ttl).await {
+                        return unreachable(&e.0);
+                    }
+                }
+                Err(Denied::Unreachable(e)) => return unreachable(&e.0),
+            }
+        }
+        unreachable("budget spend could not be loaded")
     }
 
     /// Reports soft-budget crossings: a warning, and the webhook if configured.
@@ -242,6 +369,76 @@ impl Governance {
                 });
             }
         }
+    }
+}
+
+/// Settles a shared grant off the request path; `guard` keeps the request
+/// counted as in flight (so shutdown waits) until Redis has it.
+pub fn settle_shared(
+    state: crate::state::AppState,
+    shared: Shared,
+    grant: Grant,
+    tokens: u64,
+    cost: i64,
+    guard: crate::state::InFlightGuard,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let _guard = guard;
+        match shared.settle(&grant, tokens, cost, now_ms()).await {
+            Ok(crossed) => state.inner.governance.alert(
+                crossed
+                    .into_iter()
+                    .map(|c| SoftAlert {
+                        scope: c.scope,
+                        spent: c.spent,
+                        soft: c.soft,
+                        limit: None,
+                    })
+                    .collect(),
+            ),
+            // The hold expires on its own; the spend is in the request log.
+            Err(e) => tracing::error!(error = %e.0, "could not settle a shared budget hold"),
+        }
+    });
+}
+
+fn limit_error(r: &modelgate_policy::limiter::Rejection) -> ApiError {
+    let mut e = ApiError::new(
+        ErrorClass::RateLimited,
+        format!(
+            "Rate limit reached for {}: {} {} (limit {}). Retry after {} s.",
+            r.scope, r.limit, r.what, r.limit, r.retry_after_s
+        ),
+    )
+    .with_code("rate_limit_exceeded");
+    e.retry_after = Some(r.retry_after_s.to_string());
+    e.rate_info = Some(Box::new(r.info));
+    e
+}
+
+fn budget_error(scope: &str, limit: i64, used: i64, needed: i64) -> ApiError {
+    let usd = |n: i64| modelgate_core::Nanos(n).to_usd_string();
+    ApiError::new(
+        ErrorClass::BudgetExceeded,
+        format!(
+            "Budget exceeded for {scope}: spent ${} of ${}, this request may cost up to ${}.",
+            usd(used),
+            usd(limit),
+            usd(needed)
+        ),
+    )
+    .with_code("budget_exceeded")
+}
+
+fn scope_parts(label: &str) -> (Scope, &str) {
+    match label.split_once(':') {
+        Some(("team", id)) => (Scope::Team, id),
+        Some(("user", id)) => (Scope::User, id),
+        Some((_, id)) => (Scope::Key, id),
+        None => (Scope::Key, label),
     }
 }
 

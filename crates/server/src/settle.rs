@@ -160,12 +160,33 @@ impl Settle {
     /// Streams are metered as they flow: when the cost so far outgrows the
     /// reservation, hold more; if a hard cap would be crossed, stop.
     fn meter(&mut self) -> bool {
-        let (Some(price), Some(res)) = (
-            self.price,
-            self.admitted.as_mut().and_then(|a| a.budget.as_mut()),
-        ) else {
+        let Some(price) = self.price else {
             return true;
         };
+        let shared_hold = self
+            .admitted
+            .as_ref()
+            .and_then(|a| a.shared.as_ref())
+            .filter(|(_, g)| !g.budgets.is_empty())
+            .map(|(_, g)| g.amount);
+        let so_far = self.cost_so_far(price);
+        if let Some(held) = shared_hold {
+            // Shared holds are not extended mid-stream: the stream stops at the hold.
+            return so_far <= held;
+        }
+        let Some(res) = self.admitted.as_mut().and_then(|a| a.budget.as_mut()) else {
+            return true;
+        };
+        let cost = so_far;
+        if cost <= res.amount() {
+            return true;
+        }
+        // Hold in steps so a long stream does not take the lock per chunk.
+        let step = (cost - res.amount()).max(res.amount() / 4).max(1_000);
+        res.extend(step)
+    }
+
+    fn cost_so_far(&self, price: modelgate_core::Price) -> i64 {
         let so_far = Usage {
             input_tokens: self.usage.map_or(self.input_estimate, |u| {
                 u.input_tokens.max(self.input_estimate)
@@ -176,13 +197,7 @@ impl Settle {
                 .max(estimate_tokens(self.content_chars)),
             ..Usage::default()
         };
-        let cost = price.cost(&so_far).0;
-        if cost <= res.amount() {
-            return true;
-        }
-        // Hold in steps so a long stream does not take the lock per chunk.
-        let step = (cost - res.amount()).max(res.amount() / 4).max(1_000);
-        res.extend(step)
+        price.cost(&so_far).0
     }
 
     /// The stream reached its clean end.
@@ -257,6 +272,16 @@ impl Settle {
             if let Some(hold) = adm.budget {
                 let alerts = hold.settle(rec.cost_nanos.unwrap_or(0));
                 self.state.inner.governance.alert(alerts);
+            }
+            if let Some((shared, grant)) = adm.shared {
+                crate::governance::settle_shared(
+                    self.state.clone(),
+                    shared,
+                    grant,
+                    usage.input_tokens + usage.output_tokens,
+                    rec.cost_nanos.unwrap_or(0),
+                    self.state.inner.in_flight.enter(),
+                );
             }
         }
         rec
