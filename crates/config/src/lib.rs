@@ -222,6 +222,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub sqlite_path: PathBuf,
+    /// PostgreSQL instead of SQLite, when set.
+    pub postgres_url: Option<Secret>,
 }
 
 /// A secret string whose `Debug` never shows it.

@@ -62,6 +62,9 @@ pub struct RawServer {
 pub struct RawStore {
     /// SQLite database file. Default `modelgate.db` in the working directory.
     pub sqlite_path: Option<String>,
+    /// PostgreSQL URL (`postgres://user@host/db`); when set, used instead of
+    /// SQLite. `MODELGATE_DATABASE_URL` overrides it.
+    pub url: Option<String>,
 }
 
 /// One entry of `deployments:`: where requests can really go.

@@ -174,6 +174,16 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     }
 
     let server = validate_server(server, env, &mut errs);
+    let postgres_url = env
+        .var("MODELGATE_DATABASE_URL")
+        .filter(|u| !u.is_empty())
+        .or(store.url.clone());
+    if postgres_url
+        .as_ref()
+        .is_some_and(|u| !(u.starts_with("postgres://") || u.starts_with("postgresql://")))
+    {
+        errs.push("store.url", "must be a postgres:// URL");
+    }
     let store = StoreConfig {
         sqlite_path: PathBuf::from(
             store
@@ -181,6 +191,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| DEFAULT_SQLITE_PATH.to_owned()),
         ),
+        postgres_url: postgres_url.map(Secret::new),
     };
     let mut deployments: Vec<Arc<Deployment>> = Vec::new();
     let mut by_deployment: BTreeMap<String, Arc<Deployment>> = BTreeMap::new();

@@ -284,9 +284,7 @@ fn admin_cli(args: StoreArgs, cmd: Admin) -> ExitCode {
 
 async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value> {
     use modelgate_server::admin;
-    let store = modelgate_store::Store::open_sqlite(&cfg.store.sqlite_path)
-        .await
-        .with_context(|| format!("opening the store at {}", cfg.store.sqlite_path.display()))?;
+    let store = open_store(&cfg).await?;
     let gov = modelgate_server::governance::Governance::init(&cfg, &store).await?;
     let fail = |e: modelgate_server::error::ApiError| anyhow::anyhow!("{}", e.message);
     let out = match cmd {
@@ -402,9 +400,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
              This is only allowed on loopback. Set MODELGATE_MASTER_KEY to require a key."
         );
     }
-    let store = modelgate_store::Store::open_sqlite(&cfg.store.sqlite_path)
-        .await
-        .with_context(|| format!("opening the store at {}", cfg.store.sqlite_path.display()))?;
+    let store = open_store(&cfg).await?;
     let (sink, writer) = modelgate_store::spawn_log_writer(store.clone());
     let grace = cfg.server.shutdown_grace;
     let providers: Vec<String> = cfg.prefixes.keys().map(|p| format!("{p}/*")).collect();
@@ -432,8 +428,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn store_path_hint(_store: &modelgate_store::Store) -> &'static str {
-    "sqlite"
+fn store_path_hint(store: &modelgate_store::Store) -> &'static str {
+    store.dialect()
+}
+
+/// PostgreSQL when `store.url` / `MODELGATE_DATABASE_URL` is set, else the SQLite file.
+async fn open_store(cfg: &Config) -> anyhow::Result<modelgate_store::Store> {
+    match &cfg.store.postgres_url {
+        Some(url) => modelgate_store::Store::open_postgres(url.expose(), None)
+            .await
+            .context("opening the PostgreSQL store"),
+        None => modelgate_store::Store::open_sqlite(&cfg.store.sqlite_path)
+            .await
+            .with_context(|| format!("opening the store at {}", cfg.store.sqlite_path.display())),
+    }
 }
 
 async fn shutdown_signal() {

@@ -595,3 +595,92 @@ async fn spend_report_groups() {
     assert_eq!(r.status(), 400);
     let _ = futures_util::stream::iter(0..0).collect::<Vec<i32>>().await;
 }
+
+#[tokio::test]
+async fn the_same_flow_on_postgres() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(u) if u.starts_with("postgres") => u,
+        _ => {
+            eprintln!(
+                "SKIPPED: DATABASE_URL is not set; the PostgreSQL store test needs it (CI sets it)"
+            );
+            return;
+        }
+    };
+    let schema = format!(
+        "mg_gw_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_007
+    );
+    let store = modelgate_store::Store::open_postgres(&url, Some(&schema))
+        .await
+        .unwrap();
+    assert_eq!(store.dialect(), "postgres");
+    let gw = Gateway::start_full(
+        &yaml(""),
+        &[("MODELGATE_MASTER_KEY", MASTER)],
+        Duration::from_secs(5),
+        store,
+    )
+    .await;
+    let (s, _) = admin(
+        &gw,
+        "/admin/teams",
+        json!({"name": "pg-team", "max_budget_usd": 1}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (id, key) = new_key(&gw, json!({"team": "pg-team", "rpm": 100})).await;
+    for _ in 0..3 {
+        let r = gw
+            .post(CHAT)
+            .bearer_auth(&key)
+            .json(&chat("priced"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    gw.records().await;
+    let v: Value = gw
+        .get("/admin/spend?group_by=day")
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["requests"], 3, "{v}");
+    let v: Value = gw
+        .get("/admin/spend?group_by=key")
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["group"], id.as_str());
+    let r = Gateway::client()
+        .delete(format!("{}/admin/keys/{id}", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        gw.post(CHAT)
+            .bearer_auth(&key)
+            .json(&chat("priced"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

@@ -4,10 +4,9 @@
 //! is what listings show. Limits are nullable columns: `None` means unlimited.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use crate::sqlite::now_ms;
+use crate::db::{Get, with_pool};
+use crate::now_ms;
 use crate::{Store, StoreError};
 
 /// Limits and budget shared by teams, users and keys.
@@ -95,51 +94,51 @@ fn parse_value(s: Option<String>) -> Option<serde_json::Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
-fn limits_of(r: &SqliteRow) -> Result<LimitFields, StoreError> {
+fn limits_of(r: &impl Get) -> Result<LimitFields, StoreError> {
     Ok(LimitFields {
-        rpm: r.try_get("rpm")?,
-        tpm: r.try_get("tpm")?,
-        max_parallel: r.try_get("max_parallel")?,
-        max_budget_nanos: r.try_get("max_budget_nanos")?,
-        budget_period: r.try_get("budget_period")?,
-        soft_budget_nanos: r.try_get("soft_budget_nanos")?,
+        rpm: r.get("rpm")?,
+        tpm: r.get("tpm")?,
+        max_parallel: r.get("max_parallel")?,
+        max_budget_nanos: r.get("max_budget_nanos")?,
+        budget_period: r.get("budget_period")?,
+        soft_budget_nanos: r.get("soft_budget_nanos")?,
     })
 }
 
-fn member_of(r: &SqliteRow, entity: Entity) -> Result<Member, StoreError> {
+fn member_of(r: &impl Get, entity: Entity) -> Result<Member, StoreError> {
     Ok(Member {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
+        id: r.get("id")?,
+        name: r.get("name")?,
         team_id: match entity {
-            Entity::User => r.try_get("team_id")?,
+            Entity::User => r.get("team_id")?,
             Entity::Team => None,
         },
-        models: parse_list(r.try_get("models")?),
+        models: parse_list(r.get("models")?),
         limits: limits_of(r)?,
-        metadata: parse_value(r.try_get("metadata")?),
-        created_at_ms: r.try_get("created_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
+        metadata: parse_value(r.get("metadata")?),
+        created_at_ms: r.get("created_at_ms")?,
+        updated_at_ms: r.get("updated_at_ms")?,
     })
 }
 
-fn key_of(r: &SqliteRow) -> Result<KeyRow, StoreError> {
+fn key_of(r: &impl Get) -> Result<KeyRow, StoreError> {
     Ok(KeyRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        hash: r.try_get("hash")?,
-        prefix: r.try_get("prefix")?,
-        team_id: r.try_get("team_id")?,
-        user_id: r.try_get("user_id")?,
-        role: r.try_get("role")?,
-        models: parse_list(r.try_get("models")?),
+        id: r.get("id")?,
+        name: r.get("name")?,
+        hash: r.get("hash")?,
+        prefix: r.get("prefix")?,
+        team_id: r.get("team_id")?,
+        user_id: r.get("user_id")?,
+        role: r.get("role")?,
+        models: parse_list(r.get("models")?),
         limits: limits_of(r)?,
-        expires_at_ms: r.try_get("expires_at_ms")?,
-        metadata: parse_value(r.try_get("metadata")?),
-        enabled: r.try_get("enabled")?,
-        revoked_at_ms: r.try_get("revoked_at_ms")?,
-        created_by: r.try_get("created_by")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
+        expires_at_ms: r.get("expires_at_ms")?,
+        metadata: parse_value(r.get("metadata")?),
+        enabled: r.get("enabled")?,
+        revoked_at_ms: r.get("revoked_at_ms")?,
+        created_by: r.get("created_by")?,
+        created_at_ms: r.get("created_at_ms")?,
+        updated_at_ms: r.get("updated_at_ms")?,
     })
 }
 
@@ -178,13 +177,16 @@ impl GroupBy {
         })
     }
 
-    fn expr(self) -> &'static str {
+    fn expr(self, postgres: bool) -> &'static str {
         match self {
             GroupBy::Key => "key_id",
             GroupBy::Team => "team_id",
             GroupBy::User => "user_id",
             GroupBy::Model => "requested_model",
             GroupBy::Provider => "provider",
+            GroupBy::Day if postgres => {
+                "to_char(to_timestamp(started_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            }
             GroupBy::Day => "strftime('%Y-%m-%d', started_at_ms / 1000, 'unixepoch')",
         }
     }
@@ -201,66 +203,62 @@ pub enum Scope {
 impl Store {
     /// Inserts a team or user.
     pub async fn create_member(&self, entity: Entity, m: &Member) -> Result<(), StoreError> {
+        let user = entity == Entity::User;
         let sql = format!(
             "INSERT INTO {} (id, name, {} models, rpm, tpm, max_parallel, max_budget_nanos, budget_period, soft_budget_nanos, metadata, created_at_ms, updated_at_ms) VALUES (?, ?, {} ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             entity.table(),
-            if entity == Entity::User {
-                "team_id,"
-            } else {
-                ""
-            },
-            if entity == Entity::User { "?," } else { "" },
+            if user { "team_id," } else { "" },
+            if user { "?," } else { "" },
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&m.id)
-            .bind(&m.name);
-        if entity == Entity::User {
-            q = q.bind(&m.team_id);
-        }
-        q.bind(json_list(&m.models))
-            .bind(m.limits.rpm)
-            .bind(m.limits.tpm)
-            .bind(m.limits.max_parallel)
-            .bind(m.limits.max_budget_nanos)
-            .bind(&m.limits.budget_period)
-            .bind(m.limits.soft_budget_nanos)
-            .bind(json_value(&m.metadata))
-            .bind(m.created_at_ms)
-            .bind(m.updated_at_ms)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(&self.pool, p, sql = sql => {
+            let mut q = sqlx::query(sql).bind(&m.id).bind(&m.name);
+            if user {
+                q = q.bind(&m.team_id);
+            }
+            q.bind(json_list(&m.models))
+                .bind(m.limits.rpm)
+                .bind(m.limits.tpm)
+                .bind(m.limits.max_parallel)
+                .bind(m.limits.max_budget_nanos)
+                .bind(&m.limits.budget_period)
+                .bind(m.limits.soft_budget_nanos)
+                .bind(json_value(&m.metadata))
+                .bind(m.created_at_ms)
+                .bind(m.updated_at_ms)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     /// Replaces a team's or user's editable fields.
     pub async fn update_member(&self, entity: Entity, m: &Member) -> Result<bool, StoreError> {
+        let user = entity == Entity::User;
         let sql = format!(
             "UPDATE {} SET name = ?, {} models = ?, rpm = ?, tpm = ?, max_parallel = ?, max_budget_nanos = ?, budget_period = ?, soft_budget_nanos = ?, metadata = ?, updated_at_ms = ? WHERE id = ? AND deleted = 0",
             entity.table(),
-            if entity == Entity::User {
-                "team_id = ?,"
-            } else {
-                ""
-            },
+            if user { "team_id = ?," } else { "" },
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&m.name);
-        if entity == Entity::User {
-            q = q.bind(&m.team_id);
-        }
-        let done = q
-            .bind(json_list(&m.models))
-            .bind(m.limits.rpm)
-            .bind(m.limits.tpm)
-            .bind(m.limits.max_parallel)
-            .bind(m.limits.max_budget_nanos)
-            .bind(&m.limits.budget_period)
-            .bind(m.limits.soft_budget_nanos)
-            .bind(json_value(&m.metadata))
-            .bind(now_ms())
-            .bind(&m.id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = with_pool!(&self.pool, p, sql = sql => {
+            let mut q = sqlx::query(sql).bind(&m.name);
+            if user {
+                q = q.bind(&m.team_id);
+            }
+            q.bind(json_list(&m.models))
+                .bind(m.limits.rpm)
+                .bind(m.limits.tpm)
+                .bind(m.limits.max_parallel)
+                .bind(m.limits.max_budget_nanos)
+                .bind(&m.limits.budget_period)
+                .bind(m.limits.soft_budget_nanos)
+                .bind(json_value(&m.metadata))
+                .bind(now_ms())
+                .bind(&m.id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// A team or user by id or name.
@@ -273,12 +271,10 @@ impl Store {
             "SELECT * FROM {} WHERE (id = ? OR name = ?) AND deleted = 0 LIMIT 1",
             entity.table()
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| member_of(&r, entity)).transpose()
+        with_pool!(&self.pool, p, sql = sql => {
+            let row = sqlx::query(sql).bind(id_or_name).bind(id_or_name).fetch_optional(p).await?;
+            row.map(|r| member_of(&r, entity)).transpose()
+        })
     }
 
     /// Every live team or user.
@@ -287,10 +283,10 @@ impl Store {
             "SELECT * FROM {} WHERE deleted = 0 ORDER BY created_at_ms, id",
             entity.table()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| member_of(r, entity)).collect()
+        with_pool!(&self.pool, p, sql = sql => {
+            let rows = sqlx::query(sql).fetch_all(p).await?;
+            rows.iter().map(|r| member_of(r, entity)).collect()
+        })
     }
 
     /// Marks a team or user deleted (its keys stop working).
@@ -299,108 +295,103 @@ impl Store {
             "UPDATE {} SET deleted = 1, updated_at_ms = ? WHERE id = ? AND deleted = 0",
             entity.table()
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = with_pool!(&self.pool, p, sql = sql => {
+            sqlx::query(sql).bind(now_ms()).bind(id).execute(p).await?.rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Inserts a key.
     pub async fn create_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, hash, prefix, team_id, user_id, role, models, rpm, tpm, max_parallel, max_budget_nanos, budget_period, soft_budget_nanos, expires_at_ms, metadata, enabled, revoked_at_ms, created_by, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&k.id)
-        .bind(&k.name)
-        .bind(&k.hash)
-        .bind(&k.prefix)
-        .bind(&k.team_id)
-        .bind(&k.user_id)
-        .bind(&k.role)
-        .bind(json_list(&k.models))
-        .bind(k.limits.rpm)
-        .bind(k.limits.tpm)
-        .bind(k.limits.max_parallel)
-        .bind(k.limits.max_budget_nanos)
-        .bind(&k.limits.budget_period)
-        .bind(k.limits.soft_budget_nanos)
-        .bind(k.expires_at_ms)
-        .bind(json_value(&k.metadata))
-        .bind(k.enabled)
-        .bind(k.revoked_at_ms)
-        .bind(&k.created_by)
-        .bind(k.created_at_ms)
-        .bind(k.updated_at_ms)
-        .execute(&self.pool)
-        .await?;
+        with_pool!(&self.pool, p, sql = "INSERT INTO api_keys (id, name, hash, prefix, team_id, user_id, role, models, rpm, tpm, max_parallel, max_budget_nanos, budget_period, soft_budget_nanos, expires_at_ms, metadata, enabled, revoked_at_ms, created_by, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" => {
+            sqlx::query(sql)
+                .bind(&k.id)
+                .bind(&k.name)
+                .bind(&k.hash)
+                .bind(&k.prefix)
+                .bind(&k.team_id)
+                .bind(&k.user_id)
+                .bind(&k.role)
+                .bind(json_list(&k.models))
+                .bind(k.limits.rpm)
+                .bind(k.limits.tpm)
+                .bind(k.limits.max_parallel)
+                .bind(k.limits.max_budget_nanos)
+                .bind(&k.limits.budget_period)
+                .bind(k.limits.soft_budget_nanos)
+                .bind(k.expires_at_ms)
+                .bind(json_value(&k.metadata))
+                .bind(k.enabled)
+                .bind(k.revoked_at_ms)
+                .bind(&k.created_by)
+                .bind(k.created_at_ms)
+                .bind(k.updated_at_ms)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     /// Replaces a key's editable fields (and its hash, for rotation).
     pub async fn update_key(&self, k: &KeyRow) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET name = ?, hash = ?, prefix = ?, team_id = ?, user_id = ?, role = ?, models = ?, rpm = ?, tpm = ?, max_parallel = ?, max_budget_nanos = ?, budget_period = ?, soft_budget_nanos = ?, expires_at_ms = ?, metadata = ?, enabled = ?, revoked_at_ms = ?, updated_at_ms = ? WHERE id = ?",
-        )
-        .bind(&k.name)
-        .bind(&k.hash)
-        .bind(&k.prefix)
-        .bind(&k.team_id)
-        .bind(&k.user_id)
-        .bind(&k.role)
-        .bind(json_list(&k.models))
-        .bind(k.limits.rpm)
-        .bind(k.limits.tpm)
-        .bind(k.limits.max_parallel)
-        .bind(k.limits.max_budget_nanos)
-        .bind(&k.limits.budget_period)
-        .bind(k.limits.soft_budget_nanos)
-        .bind(k.expires_at_ms)
-        .bind(json_value(&k.metadata))
-        .bind(k.enabled)
-        .bind(k.revoked_at_ms)
-        .bind(now_ms())
-        .bind(&k.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = with_pool!(&self.pool, p, sql = "UPDATE api_keys SET name = ?, hash = ?, prefix = ?, team_id = ?, user_id = ?, role = ?, models = ?, rpm = ?, tpm = ?, max_parallel = ?, max_budget_nanos = ?, budget_period = ?, soft_budget_nanos = ?, expires_at_ms = ?, metadata = ?, enabled = ?, revoked_at_ms = ?, updated_at_ms = ? WHERE id = ?" => {
+            sqlx::query(sql)
+                .bind(&k.name)
+                .bind(&k.hash)
+                .bind(&k.prefix)
+                .bind(&k.team_id)
+                .bind(&k.user_id)
+                .bind(&k.role)
+                .bind(json_list(&k.models))
+                .bind(k.limits.rpm)
+                .bind(k.limits.tpm)
+                .bind(k.limits.max_parallel)
+                .bind(k.limits.max_budget_nanos)
+                .bind(&k.limits.budget_period)
+                .bind(k.limits.soft_budget_nanos)
+                .bind(k.expires_at_ms)
+                .bind(json_value(&k.metadata))
+                .bind(k.enabled)
+                .bind(k.revoked_at_ms)
+                .bind(now_ms())
+                .bind(&k.id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// A key by id (revoked ones included).
     pub async fn get_key(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| key_of(&r)).transpose()
+        with_pool!(&self.pool, p, sql = "SELECT * FROM api_keys WHERE id = ?" => {
+            let row = sqlx::query(sql).bind(id).fetch_optional(p).await?;
+            row.map(|r| key_of(&r)).transpose()
+        })
     }
 
     /// Every key, newest first.
     pub async fn list_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at_ms DESC, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(key_of).collect()
+        with_pool!(&self.pool, p, sql = "SELECT * FROM api_keys ORDER BY created_at_ms DESC, id" => {
+            let rows = sqlx::query(sql).fetch_all(p).await?;
+            rows.iter().map(key_of).collect()
+        })
     }
 
     /// A setting (e.g. the generated key-hashing secret).
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
+            with_pool!(&self.pool, p, sql = "SELECT value FROM settings WHERE key = ?" => {
+                sqlx::query_scalar(sql).bind(key).fetch_optional(p).await?
+            }),
         )
     }
 
     /// Stores a setting unless one exists; returns the value in force.
     pub async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(&self.pool, p, sql = "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING" => {
+            sqlx::query(sql).bind(key).bind(value).execute(p).await?;
+        });
         Ok(self
             .get_setting(key)
             .await?
@@ -420,13 +411,11 @@ impl Store {
             Scope::User => "user_id",
         };
         let sql = format!(
-            "SELECT COALESCE(SUM(cost_nanos), 0) FROM request_log WHERE {col} = ? AND started_at_ms >= ?"
+            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM request_log WHERE {col} = ? AND started_at_ms >= ?"
         );
-        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(since_ms)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(with_pool!(&self.pool, p, sql = sql => {
+            sqlx::query_scalar(sql).bind(id).bind(since_ms).fetch_one(p).await?
+        }))
     }
 
     /// Totals grouped by `group`, for `[from_ms, to_ms)`.
@@ -436,26 +425,24 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SpendRow>, StoreError> {
-        let expr = group.expr();
+        let expr = group.expr(matches!(self.pool, crate::db::Pool::Pg(_)));
         let sql = format!(
-            "SELECT {expr} AS g, COUNT(*) AS requests, COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, COALESCE(SUM(cost_nanos), 0) AS cost_nanos FROM request_log WHERE started_at_ms >= ? AND started_at_ms < ? GROUP BY g ORDER BY cost_nanos DESC, g"
+            "SELECT {expr} AS g, COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos FROM request_log WHERE started_at_ms >= ? AND started_at_ms < ? GROUP BY 1 ORDER BY cost_nanos DESC, g"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SpendRow {
-                    group: r.try_get("g")?,
-                    requests: r.try_get("requests")?,
-                    input_tokens: r.try_get("input_tokens")?,
-                    output_tokens: r.try_get("output_tokens")?,
-                    cost_nanos: r.try_get("cost_nanos")?,
+        with_pool!(&self.pool, p, sql = sql => {
+            let rows = sqlx::query(sql).bind(from_ms).bind(to_ms).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SpendRow {
+                        group: r.get("g")?,
+                        requests: r.get("requests")?,
+                        input_tokens: r.get("input_tokens")?,
+                        output_tokens: r.get("output_tokens")?,
+                        cost_nanos: r.get("cost_nanos")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }
 
@@ -484,7 +471,12 @@ mod tests {
 
     #[tokio::test]
     async fn teams_users_keys_round_trip() {
-        let s = Store::open_memory().await.unwrap();
+        for s in crate::db::test_stores().await {
+            round_trip(s).await;
+        }
+    }
+
+    async fn round_trip(s: Store) {
         let t = member("t1", "research");
         s.create_member(Entity::Team, &t).await.unwrap();
         assert_eq!(
@@ -547,7 +539,12 @@ mod tests {
 
     #[tokio::test]
     async fn spend_by_scope_and_report() {
-        let s = Store::open_memory().await.unwrap();
+        for s in crate::db::test_stores().await {
+            spend(s).await;
+        }
+    }
+
+    async fn spend(s: Store) {
         let rec = |id: &str, key: &str, team: &str, cost: i64, at: i64| RequestRecord {
             id: id.into(),
             started_at_ms: at,

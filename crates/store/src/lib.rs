@@ -8,12 +8,12 @@
 //! handed to [`LogSink::record`] before [`LogWriter::shutdown`] is written (or
 //! its loss is logged as an error with a count).
 
+mod db;
 pub mod governance;
 mod log;
-mod sqlite;
 
+pub use db::{Store, now_ms};
 pub use log::{LogSink, LogWriter, RequestRecord, spawn_log_writer};
-pub use sqlite::{Store, now_ms};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -198,7 +198,12 @@ mod tests {
 
     #[tokio::test]
     async fn batches_are_written_and_shutdown_flushes() {
-        let store = Store::open_memory().await.unwrap();
+        for store in crate::db::test_stores().await {
+            batches(store).await;
+        }
+    }
+
+    async fn batches(store: Store) {
         let (sink, writer) = spawn_log_writer(store.clone());
         for i in 0..1000 {
             sink.record(rec(&format!("r{i}")));
@@ -213,7 +218,12 @@ mod tests {
 
     #[tokio::test]
     async fn repeated_request_ids_keep_every_record() {
-        let store = Store::open_memory().await.unwrap();
+        for store in crate::db::test_stores().await {
+            repeated(store).await;
+        }
+    }
+
+    async fn repeated(store: Store) {
         store
             .insert_requests(&[rec("same"), rec("same")])
             .await
