@@ -70,6 +70,10 @@ pub struct GovernanceConfig {
     pub alert_webhook: Option<String>,
     /// Redis shared by replicas, when configured.
     pub redis: Option<RedisConfig>,
+    /// Per end user (request `user`), per key: requests per minute.
+    pub end_user_rpm: Option<u64>,
+    /// Per end user, per key: prompt tokens per minute.
+    pub end_user_tpm: Option<u64>,
 }
 
 /// Shared limits and budgets.

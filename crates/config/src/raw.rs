@@ -284,6 +284,15 @@ pub struct RawGovernance {
     /// Hosts `alert_webhook` may point at (it must be listed here).
     #[serde(default)]
     pub alert_webhook_allowlist: Vec<String>,
+    /// Requests per minute allowed to each end user (the request's `user`
+    /// field), per key. None: unlimited.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub end_user_rpm: Option<u64>,
+    /// Prompt tokens per minute allowed to each end user, per key.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub end_user_tpm: Option<u64>,
     /// Share rate limits and budgets between replicas through this Redis
     /// (`redis://127.0.0.1:6379`). `MODELGATE_REDIS_URL` overrides it.
     pub redis_url: Option<String>,

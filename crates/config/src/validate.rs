@@ -828,7 +828,17 @@ fn validate_governance(g: RawGovernance, env: &dyn Env, errs: &mut Errors) -> Go
         }
         None => None,
     };
+    for (field, v) in [
+        ("end_user_rpm", g.end_user_rpm),
+        ("end_user_tpm", g.end_user_tpm),
+    ] {
+        if v == Some(0) {
+            errs.push(format!("governance.{field}"), "must be greater than 0");
+        }
+    }
     GovernanceConfig {
+        end_user_rpm: g.end_user_rpm,
+        end_user_tpm: g.end_user_tpm,
         redis,
         key_secret,
         default_max_output_tokens: match g.default_max_output_tokens {

@@ -272,12 +272,14 @@ async fn admit(
     let alias = state.resolve(&req.model)?;
     state.authorize_model(&caller, &req.model)?;
     settle.input_estimate = input_estimate(&req);
-    if let Some(p) = caller.principal() {
+    let principal = caller.principal().map(|p| &**p);
+    if inner.governance.applies(principal, req.user.as_deref()) {
         let admitted = inner
             .governance
             .admit(
                 &inner.store,
-                p,
+                principal,
+                req.user.as_deref(),
                 &alias,
                 settle.input_estimate,
                 req.output_cap(),

@@ -31,6 +31,8 @@ pub struct Governance {
     default_max_output: u64,
     webhook: Option<String>,
     redis: Option<RedisState>,
+    end_user_rpm: Option<u64>,
+    end_user_tpm: Option<u64>,
 }
 
 /// The shared backend and its failure policy.
@@ -102,6 +104,8 @@ impl Governance {
             limiter: Arc::new(Limiter::default()),
             ledger: Arc::new(Ledger::default()),
             default_max_output: config.governance.default_max_output_tokens,
+            end_user_rpm: config.governance.end_user_rpm,
+            end_user_tpm: config.governance.end_user_tpm,
             webhook: config.governance.alert_webhook.clone(),
             redis: match &config.governance.redis {
                 None => None,
@@ -173,11 +177,19 @@ impl Governance {
         Ok(principal)
     }
 
-    /// Rate limits, then the budget reservation, for one request. All or nothing.
+    /// Whether a request of this caller needs admission at all.
+    pub fn applies(&self, principal: Option<&Principal>, end_user: Option<&str>) -> bool {
+        principal.is_some()
+            || (end_user.is_some() && (self.end_user_rpm.is_some() || self.end_user_tpm.is_some()))
+    }
+
+    /// Rate limits, then the budget reservation, for one request (key, user,
+    /// team and end-user scopes). All or nothing.
     pub async fn admit(
         &self,
         store: &Store,
-        principal: &Principal,
+        principal: Option<&Principal>,
+        end_user: Option<&str>,
         alias: &Alias,
         input_tokens: u64,
         output_cap: Option<u32>,
@@ -185,7 +197,20 @@ impl Governance {
         let mut checks = Vec::new();
         let mut budgets = Vec::new();
         let now_ms = now_ms();
-        for (scope, l) in principal.scopes() {
+        if let Some(u) = end_user
+            && (self.end_user_rpm.is_some() || self.end_user_tpm.is_some())
+        {
+            // End users are counted per key: two tenants' "alice" are two people.
+            let owner = principal.map_or("master", |p| p.key.id.as_str());
+            checks.push(Check {
+                scope: ScopeId::EndUser(format!("{owner}:{u}")).label(),
+                rpm: self.end_user_rpm,
+                tpm: self.end_user_tpm,
+                max_parallel: None,
+            });
+        }
+        let scopes = principal.map(Principal::scopes).unwrap_or_default();
+        for (scope, l) in scopes {
             let label = scope.label();
             let pos = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
             checks.push(Check {

@@ -42,10 +42,18 @@ pub async fn embeddings(
         state.authorize_model(&caller, &req.model)?;
         settle.input_estimate =
             modelgate_core::estimate_tokens(req.input.items().iter().map(String::len).sum());
-        if let Some(p) = caller.principal() {
+        let principal = caller.principal().map(|p| &**p);
+        if inner.governance.applies(principal, req.user.as_deref()) {
             let admitted = inner
                 .governance
-                .admit(&inner.store, p, &alias, settle.input_estimate, Some(0))
+                .admit(
+                    &inner.store,
+                    principal,
+                    req.user.as_deref(),
+                    &alias,
+                    settle.input_estimate,
+                    Some(0),
+                )
                 .await?;
             settle.admitted(admitted);
         }

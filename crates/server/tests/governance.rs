@@ -684,3 +684,91 @@ async fn the_same_flow_on_postgres() {
         401
     );
 }
+
+#[tokio::test]
+async fn end_users_are_limited_per_key() {
+    let gw = Gateway::start(
+        &yaml("governance:\n  end_user_rpm: 2\n"),
+        &[("MODELGATE_MASTER_KEY", MASTER)],
+    )
+    .await;
+    let (_, k1) = new_key(&gw, json!({})).await;
+    let (_, k2) = new_key(&gw, json!({})).await;
+    let mut body = chat("priced");
+    body["user"] = json!("alice");
+    for _ in 0..2 {
+        assert_eq!(
+            gw.post(CHAT)
+                .bearer_auth(&k1)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let r = gw
+        .post(CHAT)
+        .bearer_auth(&k1)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("end_user:"),
+        "{v}"
+    );
+    // Another end user, and the same name under another key, are separate.
+    body["user"] = json!("bob");
+    assert_eq!(
+        gw.post(CHAT)
+            .bearer_auth(&k1)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    body["user"] = json!("alice");
+    assert_eq!(
+        gw.post(CHAT)
+            .bearer_auth(&k2)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The master key's end users are limited too.
+    body["user"] = json!("carol");
+    for _ in 0..2 {
+        assert_eq!(
+            gw.post(CHAT)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        gw.post(CHAT)
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+}
