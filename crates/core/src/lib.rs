@@ -47,18 +47,49 @@ impl Price {
     /// pico-dollars per token, so the exact cost in nano-dollars is
     /// `tokens * price / 1000`, rounded up once at the end.
     pub fn cost(&self, usage: &Usage) -> Nanos {
+        let b = self.breakdown(usage);
+        let pico = b.input_pico + b.cache_read_pico + b.cache_write_pico + b.output_pico;
+        Nanos(i64::try_from(pico.div_ceil(1000)).unwrap_or(i64::MAX))
+    }
+
+    /// The cost split by kind of token, in pico-dollars (exact).
+    pub fn breakdown(&self, usage: &Usage) -> CostBreakdown {
         let uncached = usage
             .input_tokens
             .saturating_sub(usage.cache_read_tokens)
             .saturating_sub(usage.cache_write_tokens);
-        let pico: u128 = u128::from(uncached) * u128::from(self.input_per_mtok)
-            + u128::from(usage.cache_read_tokens)
-                * u128::from(self.cached_input_per_mtok.unwrap_or(self.input_per_mtok))
-            + u128::from(usage.cache_write_tokens)
-                * u128::from(self.cache_write_per_mtok.unwrap_or(self.input_per_mtok))
-            + u128::from(usage.output_tokens) * u128::from(self.output_per_mtok);
-        let nanos = pico.div_ceil(1000);
-        Nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
+        CostBreakdown {
+            input_pico: u128::from(uncached) * u128::from(self.input_per_mtok),
+            cache_read_pico: u128::from(usage.cache_read_tokens)
+                * u128::from(self.cached_input_per_mtok.unwrap_or(self.input_per_mtok)),
+            cache_write_pico: u128::from(usage.cache_write_tokens)
+                * u128::from(self.cache_write_per_mtok.unwrap_or(self.input_per_mtok)),
+            output_pico: u128::from(usage.output_tokens) * u128::from(self.output_per_mtok),
+        }
+    }
+}
+
+/// A request's cost by kind of token, in pico-dollars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostBreakdown {
+    pub input_pico: u128,
+    pub cache_read_pico: u128,
+    pub cache_write_pico: u128,
+    pub output_pico: u128,
+}
+
+impl CostBreakdown {
+    /// `{"input":..,"cache_read":..,"cache_write":..,"output":..}` in USD.
+    pub fn to_json(&self) -> String {
+        let usd =
+            |p: u128| Nanos(i64::try_from(p.div_ceil(1000)).unwrap_or(i64::MAX)).to_usd_string();
+        format!(
+            "{{\"input_usd\":\"{}\",\"cache_read_usd\":\"{}\",\"cache_write_usd\":\"{}\",\"output_usd\":\"{}\"}}",
+            usd(self.input_pico),
+            usd(self.cache_read_pico),
+            usd(self.cache_write_pico),
+            usd(self.output_pico)
+        )
     }
 }
 

@@ -262,6 +262,7 @@ impl Settle {
         rec.reasoning_tokens = usage.reasoning_tokens;
         rec.usage_estimated = usage.estimated;
         rec.cost_nanos = self.price.map(|p| p.cost(&usage).0);
+        rec.cost_breakdown = self.price.map(|p| p.breakdown(&usage).to_json());
         if let Some(adm) = self.admitted.take() {
             if let Some(mut limits) = adm.limits {
                 limits.reconcile(

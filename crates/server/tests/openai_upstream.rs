@@ -67,6 +67,10 @@ async fn raw_body_is_forwarded_byte_for_byte_except_model() {
     assert_eq!(r[0].deployment.as_deref(), Some("gpt"));
     // 7 uncached * 0.15 + 2 cached * 0.15 + 4 * 0.60 per 1M tokens = 3.75e-6 USD
     assert_eq!(r[0].cost_nanos, Some(3_750));
+    let breakdown: Value = serde_json::from_str(r[0].cost_breakdown.as_deref().unwrap()).unwrap();
+    assert_eq!(breakdown["input_usd"], "0.00000105");
+    assert_eq!(breakdown["cache_read_usd"], "0.0000003");
+    assert_eq!(breakdown["output_usd"], "0.0000024");
 }
 
 #[tokio::test]

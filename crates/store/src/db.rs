@@ -111,12 +111,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX request_log_team ON request_log (team_id, started_at_ms);
     CREATE INDEX request_log_user ON request_log (user_id, started_at_ms);",
     ),
+    (4, "ALTER TABLE request_log ADD COLUMN cost_breakdown TEXT;"),
 ];
 
 /// The same schema for PostgreSQL.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE request_log (
+const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE request_log (
         seq BIGSERIAL PRIMARY KEY,
         id TEXT NOT NULL,
         started_at_ms BIGINT NOT NULL,
@@ -198,7 +200,9 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[(
         updated_at_ms BIGINT NOT NULL
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-)];
+    ),
+    (2, "ALTER TABLE request_log ADD COLUMN cost_breakdown TEXT;"),
+];
 
 /// The connection pool of the configured database.
 #[derive(Debug, Clone)]
@@ -406,12 +410,12 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters, PostgreSQL 65535; 29 columns x 500 rows fits both.
+        // SQLite allows 32766 bound parameters, PostgreSQL 65535; 30 columns x 500 rows fits both.
         with_pool!(&self.pool, p, _sql = "" => {
             let mut tx = p.begin().await?;
             for chunk in records.chunks(500) {
                 let mut qb = QueryBuilder::new(
-                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id) ",
+                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
@@ -442,7 +446,8 @@ impl Store {
                     .push_bind(r.truncated)
                     .push_bind(&r.key_id)
                     .push_bind(&r.team_id)
-                    .push_bind(&r.user_id);
+                    .push_bind(&r.user_id)
+                    .push_bind(&r.cost_breakdown);
             });
                 qb.build().execute(&mut *tx).await?;
             }
@@ -513,6 +518,7 @@ fn row_to_record(r: &impl Get) -> Result<RequestRecord, StoreError> {
         key_id: r.get("key_id")?,
         team_id: r.get("team_id")?,
         user_id: r.get("user_id")?,
+        cost_breakdown: r.get("cost_breakdown")?,
     })
 }
 

@@ -51,6 +51,8 @@ pub struct RequestRecord {
     pub key_id: Option<String>,
     pub team_id: Option<String>,
     pub user_id: Option<String>,
+    /// Cost by kind of token, JSON in USD (`input_usd`, `cache_read_usd`, ...).
+    pub cost_breakdown: Option<String>,
 }
 
 enum Msg {
