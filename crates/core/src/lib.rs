@@ -153,6 +153,29 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class (for mapping stored labels back).
+    pub const ALL: [ErrorClass; 19] = [
+        ErrorClass::BadRequest,
+        ErrorClass::Unauthorized,
+        ErrorClass::Forbidden,
+        ErrorClass::NotFound,
+        ErrorClass::Conflict,
+        ErrorClass::RateLimited,
+        ErrorClass::BudgetExceeded,
+        ErrorClass::PayloadTooLarge,
+        ErrorClass::UpstreamBadRequest,
+        ErrorClass::UpstreamAuth,
+        ErrorClass::UpstreamRateLimited,
+        ErrorClass::UpstreamError,
+        ErrorClass::UpstreamTimeout,
+        ErrorClass::UpstreamUnavailable,
+        ErrorClass::StreamInterrupted,
+        ErrorClass::ClientDisconnected,
+        ErrorClass::ShuttingDown,
+        ErrorClass::DependencyUnavailable,
+        ErrorClass::Internal,
+    ];
+
     /// The label used in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -285,7 +285,12 @@ fn admin_cli(args: StoreArgs, cmd: Admin) -> ExitCode {
 async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value> {
     use modelgate_server::admin;
     let store = open_store(&cfg).await?;
-    let gov = modelgate_server::governance::Governance::init(&cfg, &store).await?;
+    let gov = modelgate_server::governance::Governance::init(
+        &cfg,
+        &store,
+        std::sync::Arc::new(modelgate_telemetry::Metrics::new()),
+    )
+    .await?;
     let fail = |e: modelgate_server::error::ApiError| anyhow::anyhow!("{}", e.message);
     let out = match cmd {
         Admin::Keys(KeysCmd::Create {

@@ -107,6 +107,7 @@ pub async fn chat_completions(
             settle.ok(200, usage);
             let mut resp = json_response(body);
             cost_header(&mut resp, &settle);
+            server_timing(&mut resp, &settle);
             resp
         }
         ChatReply::Stream(stream) => {
@@ -149,6 +150,21 @@ pub(crate) fn cost_header(resp: &mut Response, settle: &Settle) {
         && let Ok(v) = HeaderValue::from_str(&c.to_usd_string())
     {
         resp.headers_mut().insert("x-modelgate-cost", v);
+    }
+}
+
+/// `server-timing: gateway;dur=…, upstream;dur=…` (milliseconds): the
+/// gateway's own overhead next to the time spent waiting on upstreams.
+pub(crate) fn server_timing(resp: &mut Response, settle: &Settle) {
+    let upstream = settle.upstream_time().as_secs_f64() * 1000.0;
+    let total = settle.elapsed().as_secs_f64() * 1000.0;
+    let value = format!(
+        "gateway;dur={:.3}, upstream;dur={:.3}",
+        (total - upstream).max(0.0),
+        upstream
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert("server-timing", v);
     }
 }
 
@@ -270,6 +286,7 @@ async fn admit(
     );
     validate(&req)?;
     let alias = state.resolve(&req.model)?;
+    settle.alias(&alias);
     state.authorize_model(&caller, &req.model)?;
     settle.input_estimate = input_estimate(&req);
     let principal = caller.principal().map(|p| &**p);

@@ -33,6 +33,7 @@ pub struct Governance {
     redis: Option<RedisState>,
     end_user_rpm: Option<u64>,
     end_user_tpm: Option<u64>,
+    metrics: Arc<modelgate_telemetry::Metrics>,
 }
 
 /// The shared backend and its failure policy.
@@ -90,7 +91,11 @@ pub struct Admitted {
 
 impl Governance {
     /// Loads or creates the key-hashing secret.
-    pub async fn init(config: &Config, store: &Store) -> Result<Governance, StoreError> {
+    pub async fn init(
+        config: &Config,
+        store: &Store,
+        metrics: Arc<modelgate_telemetry::Metrics>,
+    ) -> Result<Governance, StoreError> {
         let secret = match &config.governance.key_secret {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => {
@@ -104,6 +109,7 @@ impl Governance {
             limiter: Arc::new(Limiter::default()),
             ledger: Arc::new(Ledger::default()),
             default_max_output: config.governance.default_max_output_tokens,
+            metrics,
             end_user_rpm: config.governance.end_user_rpm,
             end_user_tpm: config.governance.end_user_tpm,
             webhook: config.governance.alert_webhook.clone(),
@@ -184,8 +190,39 @@ impl Governance {
     }
 
     /// Rate limits, then the budget reservation, for one request (key, user,
-    /// team and end-user scopes). All or nothing.
+    /// team and end-user scopes). All or nothing. Refusals are counted.
     pub async fn admit(
+        &self,
+        store: &Store,
+        principal: Option<&Principal>,
+        end_user: Option<&str>,
+        alias: &Alias,
+        input_tokens: u64,
+        output_cap: Option<u32>,
+    ) -> Result<Admitted, ApiError> {
+        let r = self
+            .admit_inner(store, principal, end_user, alias, input_tokens, output_cap)
+            .await;
+        if let Err(e) = &r {
+            let scope = scope_kind(&e.message);
+            let labels = modelgate_telemetry::ScopeLabels { scope };
+            match e.class {
+                ErrorClass::RateLimited => self.metrics.rate_limited.get_or_create(&labels).inc(),
+                ErrorClass::BudgetExceeded => {
+                    self.metrics.budget_rejected.get_or_create(&labels).inc()
+                }
+                ErrorClass::DependencyUnavailable => self
+                    .metrics
+                    .shared_state_failures
+                    .get_or_create(&modelgate_telemetry::KindLabels { kind: "admission" })
+                    .inc(),
+                _ => 0,
+            };
+        }
+        r
+    }
+
+    async fn admit_inner(
         &self,
         store: &Store,
         principal: Option<&Principal>,
@@ -360,6 +397,12 @@ impl Governance {
     /// Reports soft-budget crossings: a warning, and the webhook if configured.
     pub fn alert(&self, alerts: Vec<SoftAlert>) {
         for a in alerts {
+            self.metrics
+                .budget_alerts
+                .get_or_create(&modelgate_telemetry::ScopeLabels {
+                    scope: scope_kind(&format!("for {}:", a.scope)),
+                })
+                .inc();
             tracing::warn!(
                 scope = %a.scope,
                 spent_usd = %modelgate_core::Nanos(a.spent).to_usd_string(),
@@ -456,6 +499,16 @@ fn budget_error(scope: &str, limit: i64, used: i64, needed: i64) -> ApiError {
         ),
     )
     .with_code("budget_exceeded")
+}
+
+/// The kind of scope a refusal message names (`... for team:abc ...`).
+fn scope_kind(message: &str) -> &'static str {
+    for kind in ["end_user", "team", "user", "key"] {
+        if message.contains(&format!("for {kind}:")) {
+            return kind;
+        }
+    }
+    "other"
 }
 
 fn scope_parts(label: &str) -> (Scope, &str) {

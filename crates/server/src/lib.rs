@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(admin::member)
                 .delete(admin::member),
         )
+        .route("/metrics", get(routes::metrics))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .fallback(edge::unknown_route)

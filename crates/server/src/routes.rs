@@ -39,6 +39,7 @@ pub async fn embeddings(
         settle.request(&req.model, false, req.user.as_deref(), None);
         validate_embeddings(&req)?;
         let alias = state.resolve(&req.model)?;
+        settle.alias(&alias);
         state.authorize_model(&caller, &req.model)?;
         settle.input_estimate =
             modelgate_core::estimate_tokens(req.input.items().iter().map(String::len).sum());
@@ -219,6 +220,34 @@ pub async fn get_model(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// `GET /metrics`: Prometheus text format (no secrets, low-cardinality labels).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let inner = &state.inner;
+    let now = tokio::time::Instant::now();
+    for d in &inner.config.deployments {
+        let v = match inner.router.health(d).breaker(now) {
+            modelgate_router::BreakerState::Closed => 0,
+            modelgate_router::BreakerState::HalfOpen { .. } => 1,
+            modelgate_router::BreakerState::Open { .. } => 2,
+        };
+        inner
+            .metrics
+            .circuit_state
+            .get_or_create(&modelgate_telemetry::DeploymentLabels {
+                deployment: d.name.clone(),
+            })
+            .set(v);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        inner.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`: the process is alive.

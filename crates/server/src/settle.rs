@@ -27,6 +27,10 @@ pub struct Settle {
     _in_flight: InFlightGuard,
     /// Rate-limit slots and the budget hold, settled on drop.
     admitted: Option<Admitted>,
+    /// The alias as a metric label.
+    alias_label: String,
+    /// Every upstream attempt (for metrics).
+    attempt_logs: Vec<AttemptLog>,
     started: Instant,
     rec: RequestRecord,
     price: Option<Price>,
@@ -51,6 +55,7 @@ impl Settle {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
+        state.inner.metrics.in_flight.inc();
         Settle {
             state: state.clone(),
             admitted: None,
@@ -71,7 +76,33 @@ impl Settle {
             content_chars: 0,
             first_content: None,
             completed: false,
+            alias_label: String::new(),
+            attempt_logs: Vec::new(),
         }
+    }
+
+    /// Records the alias the request resolved to (as a low-cardinality label:
+    /// configured names as they are, `provider/<model>` folded to `provider/*`).
+    pub fn alias(&mut self, alias: &modelgate_config::Alias) {
+        let config = &self.state.inner.config;
+        self.alias_label = if config.models.contains_key(&alias.name) {
+            alias.name.clone()
+        } else {
+            match alias.name.split_once('/') {
+                Some((prefix, _)) => format!("{prefix}/*"),
+                None => "other".to_owned(),
+            }
+        };
+    }
+
+    /// Time spent in upstream attempts so far.
+    pub fn upstream_time(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.attempt_logs.iter().map(|a| a.latency_us).sum())
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// Records who called.
@@ -120,6 +151,128 @@ impl Settle {
     pub fn attempts(&mut self, attempts: &[AttemptLog]) {
         self.rec.attempt_count = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
         self.rec.attempts = serde_json::to_string(attempts).ok();
+        self.attempt_logs = attempts.to_vec();
+    }
+
+    fn observe(&self, rec: &RequestRecord) {
+        use modelgate_telemetry::*;
+        let m = &self.state.inner.metrics;
+        let route: &'static str = if rec.route == "embeddings" {
+            "embeddings"
+        } else {
+            "chat"
+        };
+        let alias = if self.alias_label.is_empty() {
+            "none".to_owned()
+        } else {
+            self.alias_label.clone()
+        };
+        let provider = rec.provider.clone().unwrap_or_else(|| "none".to_owned());
+        let deployment = match &rec.deployment {
+            Some(d)
+                if self
+                    .state
+                    .inner
+                    .config
+                    .deployments
+                    .iter()
+                    .any(|x| &x.name == d) =>
+            {
+                d.clone()
+            }
+            Some(_) => format!("{provider}/*"),
+            None => "none".to_owned(),
+        };
+        let error_class = rec
+            .error_class
+            .as_deref()
+            .and_then(|c| ErrorClass::ALL.iter().find(|e| e.as_str() == c))
+            .map_or("", |e| e.as_str());
+        m.requests
+            .get_or_create(&RequestLabels {
+                route,
+                alias: alias.clone(),
+                provider: provider.clone(),
+                deployment,
+                status_class: status_class(rec.status),
+                error_class,
+            })
+            .inc();
+        let lat = LatencyLabels {
+            route,
+            alias: alias.clone(),
+        };
+        let total = rec.latency_us as f64 / 1e6;
+        m.request_duration.get_or_create(&lat).observe(total);
+        let upstream = self.upstream_time().as_secs_f64();
+        m.overhead
+            .get_or_create(&lat)
+            .observe((total - upstream).max(0.0));
+        let ml = ModelLabels {
+            alias: alias.clone(),
+            provider: provider.clone(),
+        };
+        if let Some(t) = rec.ttft_us.filter(|_| rec.stream) {
+            m.ttft.get_or_create(&ml).observe(t as f64 / 1e6);
+        }
+        for (kind, n) in [
+            ("input", rec.input_tokens),
+            ("output", rec.output_tokens),
+            ("cached", rec.cached_tokens),
+        ] {
+            if n > 0 {
+                m.tokens
+                    .get_or_create(&TokenLabels {
+                        alias: alias.clone(),
+                        provider: provider.clone(),
+                        kind,
+                    })
+                    .inc_by(n);
+            }
+        }
+        if let Some(c) = rec.cost_nanos.filter(|c| *c > 0) {
+            m.cost_usd.get_or_create(&ml).inc_by(c as f64 / 1e9);
+        }
+        let config = &self.state.inner.config;
+        for a in &self.attempt_logs {
+            let dep = if config.deployments.iter().any(|d| d.name == a.deployment) {
+                a.deployment.clone()
+            } else {
+                match a.deployment.split_once('/') {
+                    Some((p, _)) => format!("{p}/*"),
+                    None => "other".to_owned(),
+                }
+            };
+            m.attempts
+                .get_or_create(&AttemptLabels {
+                    deployment: dep.clone(),
+                    outcome: a.outcome,
+                    error_class: a.error_class.unwrap_or(""),
+                })
+                .inc();
+            m.upstream_duration
+                .get_or_create(&DeploymentLabels { deployment: dep })
+                .observe(a.latency_us as f64 / 1e6);
+            if a.hedge {
+                m.hedges
+                    .get_or_create(&AliasLabels {
+                        alias: alias.clone(),
+                    })
+                    .inc();
+            }
+        }
+        let retries = self
+            .attempt_logs
+            .iter()
+            .filter(|a| !a.hedge)
+            .count()
+            .saturating_sub(1);
+        if retries > 0 {
+            m.retries
+                .get_or_create(&AliasLabels { alias })
+                .inc_by(retries as u64);
+        }
+        m.in_flight.dec();
     }
 
     /// The request failed with `e` (before or instead of a response body).
@@ -297,6 +450,7 @@ impl Drop for Settle {
             self.rec.error_message = Some("the request handler panicked".into());
         }
         let rec = self.finalize();
+        self.observe(&rec);
         tracing::info!(
             target: "modelgate::access",
             request_id = %rec.id,

@@ -41,6 +41,8 @@ pub struct Inner {
     pub router: Router,
     /// Virtual keys, rate limits, budgets.
     pub governance: Governance,
+    /// Prometheus metrics.
+    pub metrics: std::sync::Arc<modelgate_telemetry::Metrics>,
     /// Aliases made on demand for `provider/<model>` names (bounded).
     prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
 }
@@ -163,13 +165,15 @@ impl AppState {
             }
         }
         let upstreams = Upstreams::new(&config).map_err(|e| StateError::Http(e.to_string()))?;
-        let governance = Governance::init(&config, &store)
+        let metrics = std::sync::Arc::new(modelgate_telemetry::Metrics::new());
+        let governance = Governance::init(&config, &store, metrics.clone())
             .await
             .map_err(|e| StateError::Store(e.to_string()))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 upstreams,
                 governance,
+                metrics,
                 store,
                 log,
                 shutdown: CancellationToken::new(),

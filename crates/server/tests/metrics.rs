@@ -1,0 +1,177 @@
+//! After known traffic, the scraped metrics show exactly those counts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Gateway;
+use serde_json::{Value, json};
+
+const MASTER: &str = "mg-master-metrics";
+const CHAT: &str = "/v1/chat/completions";
+
+fn line<'a>(text: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+}
+
+fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    line(text, name, labels)
+        .unwrap_or_else(|| panic!("no {name} with {labels:?} in\n{text}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn known_traffic_gives_exact_counts() {
+    let yaml = r#"
+deployments:
+  - { name: a, provider: mock, model: error-500 }
+  - { name: b, provider: mock, model: echo, priority: 1, price: { input: 1000, output: 1000 } }
+models:
+  - name: chat
+    deployments: [a, b]
+    retry: { backoff_ms: 1 }
+"#;
+    let gw = Gateway::start(yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/admin/keys")
+        .bearer_auth(MASTER)
+        .json(&json!({"rpm": 3}))
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = |model: &str| {
+        gw.post(CHAT)
+            .bearer_auth(&key)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "one two three"}]}))
+            .send()
+    };
+    // Two successes after a failed first attempt each (a retry onto b).
+    for _ in 0..2 {
+        let r = ask("chat").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["server-timing"]
+                .to_str()
+                .unwrap()
+                .starts_with("gateway;dur=")
+        );
+    }
+    // One zero-config model.
+    assert_eq!(ask("mock/echo").await.unwrap().status(), 200);
+    // One rate-limit rejection (rpm 3).
+    assert_eq!(ask("chat").await.unwrap().status(), 429);
+    // One unknown model (master key: no rate limit).
+    let r = gw
+        .post(CHAT)
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    gw.records().await;
+
+    let text = gw
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ok = [
+        "route=\"chat\"",
+        "alias=\"chat\"",
+        "deployment=\"b\"",
+        "status_class=\"2xx\"",
+    ];
+    assert_eq!(value(&text, "modelgate_requests_total", &ok), 2.0);
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_requests_total",
+            &["alias=\"mock/*\"", "status_class=\"2xx\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_requests_total",
+            &["error_class=\"rate_limited\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_requests_total",
+            &["error_class=\"not_found\"", "status_class=\"4xx\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&text, "modelgate_retries_total", &["alias=\"chat\""]),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_upstream_attempts_total",
+            &[
+                "deployment=\"a\"",
+                "outcome=\"error\"",
+                "error_class=\"upstream_error\""
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_upstream_attempts_total",
+            &["deployment=\"b\"", "outcome=\"ok\""]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&text, "modelgate_rate_limited_total", &["scope=\"key\""]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_tokens_total",
+            &["alias=\"chat\"", "kind=\"output\""]
+        ),
+        6.0
+    );
+    assert!(value(&text, "modelgate_cost_usd_total", &["alias=\"chat\""]) > 0.0);
+    assert_eq!(
+        value(
+            &text,
+            "modelgate_request_duration_seconds_count",
+            &["alias=\"chat\""]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(&text, "modelgate_circuit_state", &["deployment=\"a\""]),
+        0.0
+    );
+    assert_eq!(value(&text, "modelgate_in_flight_requests", &[]), 0.0);
+    // Low cardinality: no key ids, no raw client model strings.
+    assert!(
+        !text.contains("sk-mg-") && !text.contains("\"nope\""),
+        "{text}"
+    );
+}

@@ -1,0 +1,302 @@
+//! Metric definitions.
+//!
+//! Role: every Prometheus metric the gateway exports, in one registry, with
+//! labels kept low-cardinality by construction: alias and deployment names
+//! come from configuration (client-chosen `provider/<model>` names are folded
+//! to `provider/*`), status as a class (`2xx`), errors as fixed class labels.
+//! Never key ids, users or raw model strings from clients.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub alias: String,
+    pub provider: String,
+    pub deployment: String,
+    pub status_class: &'static str,
+    pub error_class: &'static str,
+}
+
+/// Labels of latency histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub route: &'static str,
+    pub alias: String,
+}
+
+/// Labels by alias and provider.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub alias: String,
+    pub provider: String,
+}
+
+/// Labels of token counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub alias: String,
+    pub provider: String,
+    /// `input`, `output`, `cached`.
+    pub kind: &'static str,
+}
+
+/// Labels of upstream attempts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub deployment: String,
+    /// `ok`, `error`, `cancelled`.
+    pub outcome: &'static str,
+    pub error_class: &'static str,
+}
+
+/// Labels by alias.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AliasLabels {
+    pub alias: String,
+}
+
+/// Labels of fallbacks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub alias: String,
+    /// `general`, `context_window`, `content_policy`.
+    pub kind: &'static str,
+}
+
+/// Labels of governance rejections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// `key`, `team`, `user`, `end_user`.
+    pub scope: &'static str,
+}
+
+/// Labels by deployment.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub deployment: String,
+}
+
+/// Labels by failure kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+/// Every metric, registered once.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<LatencyLabels, Histogram>,
+    pub ttft: Family<ModelLabels, Histogram>,
+    pub upstream_duration: Family<DeploymentLabels, Histogram>,
+    pub overhead: Family<LatencyLabels, Histogram>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost_usd: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    pub attempts: Family<AttemptLabels, Counter>,
+    pub retries: Family<AliasLabels, Counter>,
+    pub fallbacks: Family<FallbackLabels, Counter>,
+    pub hedges: Family<AliasLabels, Counter>,
+    pub cache_hits: Family<AliasLabels, Counter>,
+    pub rate_limited: Family<ScopeLabels, Counter>,
+    pub budget_rejected: Family<ScopeLabels, Counter>,
+    pub budget_alerts: Family<ScopeLabels, Counter>,
+    pub shared_state_failures: Family<KindLabels, Counter>,
+    pub circuit_state: Family<DeploymentLabels, Gauge>,
+    pub in_flight: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn fine() -> Histogram {
+    // 10 µs to ~40 ms, for the gateway's own overhead.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 13))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("modelgate");
+        let requests = Family::default();
+        registry.register("requests", "Client requests, by outcome", requests.clone());
+        let request_duration =
+            Family::<LatencyLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Total request latency",
+            request_duration.clone(),
+        );
+        let ttft =
+            Family::<ModelLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time to first content (streams)",
+            ttft.clone(),
+        );
+        let upstream_duration = Family::<DeploymentLabels, Histogram>::new_with_constructor(
+            latency as fn() -> Histogram,
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Latency of each upstream attempt",
+            upstream_duration.clone(),
+        );
+        let overhead =
+            Family::<LatencyLabels, Histogram>::new_with_constructor(fine as fn() -> Histogram);
+        registry.register(
+            "overhead_seconds",
+            "Gateway time outside upstream calls",
+            overhead.clone(),
+        );
+        let tokens = Family::default();
+        registry.register("tokens", "Tokens, by kind", tokens.clone());
+        let cost_usd = Family::default();
+        registry.register("cost_usd", "Cost in USD", cost_usd.clone());
+        let attempts = Family::default();
+        registry.register(
+            "upstream_attempts",
+            "Upstream attempts, by outcome",
+            attempts.clone(),
+        );
+        let retries = Family::default();
+        registry.register("retries", "Attempts after the first", retries.clone());
+        let fallbacks = Family::default();
+        registry.register(
+            "fallbacks",
+            "Switches to a fallback alias",
+            fallbacks.clone(),
+        );
+        let hedges = Family::default();
+        registry.register("hedges", "Hedged second attempts", hedges.clone());
+        let cache_hits = Family::default();
+        registry.register(
+            "cache_hits",
+            "Responses served from the cache",
+            cache_hits.clone(),
+        );
+        let rate_limited = Family::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a gateway rate limit",
+            rate_limited.clone(),
+        );
+        let budget_rejected = Family::default();
+        registry.register(
+            "budget_rejected",
+            "Requests refused by a budget",
+            budget_rejected.clone(),
+        );
+        let budget_alerts = Family::default();
+        registry.register(
+            "budget_alerts",
+            "Soft budget thresholds crossed",
+            budget_alerts.clone(),
+        );
+        let shared_state_failures = Family::default();
+        registry.register(
+            "shared_state_failures",
+            "Redis calls that failed",
+            shared_state_failures.clone(),
+        );
+        let circuit_state = Family::default();
+        registry.register(
+            "circuit_state",
+            "Deployment breaker: 0 closed, 1 half-open, 2 open",
+            circuit_state.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_requests",
+            "Requests being served",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            ttft,
+            upstream_duration,
+            overhead,
+            tokens,
+            cost_usd,
+            attempts,
+            retries,
+            fallbacks,
+            hedges,
+            cache_hits,
+            rate_limited,
+            budget_rejected,
+            budget_alerts,
+            shared_state_failures,
+            circuit_state,
+            in_flight,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `2xx`, `4xx`, `5xx`, or `499`-style codes as their class.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_with_prefix_and_labels() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "chat",
+                alias: "gpt".into(),
+                provider: "openai".into(),
+                deployment: "a".into(),
+                status_class: status_class(200),
+                error_class: "",
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("modelgate_requests_total{route=\"chat\",alias=\"gpt\""),
+            "{text}"
+        );
+        assert!(text.contains("# EOF"));
+    }
+}
