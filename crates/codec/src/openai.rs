@@ -20,9 +20,15 @@ pub fn prepare_body(
     parsed_stream_options: Option<&serde_json::Map<String, serde_json::Value>>,
     upstream_model: &str,
     force_stream_usage: bool,
+    output_cap: Option<(&str, u32)>,
 ) -> Result<(Vec<u8>, bool), NotAnObject> {
     let model = serde_json::Value::String(upstream_model.to_owned()).to_string();
     let mut set: Vec<(&str, &[u8])> = vec![("model", model.as_bytes())];
+    let cap_text;
+    if let Some((field, cap)) = output_cap {
+        cap_text = cap.to_string();
+        set.push((field, cap_text.as_bytes()));
+    }
     let already = parsed_stream_options
         .and_then(|o| o.get("include_usage"))
         .and_then(serde_json::Value::as_bool)
@@ -248,7 +254,7 @@ mod tests {
     #[test]
     fn prepare_body_changes_model_and_injects_usage() {
         let raw = br#"{"model":"alias","stream":true,"messages":[],"x_ext":{"k":1}}"#;
-        let (out, injected) = prepare_body(raw, None, "gpt-4o-mini", true).unwrap();
+        let (out, injected) = prepare_body(raw, None, "gpt-4o-mini", true, None).unwrap();
         assert!(injected);
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
@@ -264,7 +270,7 @@ mod tests {
         )
         .unwrap();
         let opts = stream_options_map(&req);
-        let (out, injected) = prepare_body(raw, opts.as_ref(), "b", true).unwrap();
+        let (out, injected) = prepare_body(raw, opts.as_ref(), "b", true, None).unwrap();
         assert!(!injected);
         assert_eq!(
             out,

@@ -39,12 +39,16 @@ for _ = 1, n do
       tight_t = tpm - tok
       info[4] = tpm; info[5] = math.max(tpm - tok - tokens, 0); info[6] = reset
     end
-    if tok > 0 and tok + tokens > tpm then
+    if req > 0 and tok + tokens > tpm then
       return {'limit', scope, 'tokens per minute', tpm, reset, info[1], info[2], info[3], tpm, math.max(tpm - tok, 0), reset}
     end
   end
   if par >= 0 then
-    local inflight = tonumber(redis.call('GET', p .. ':par:' .. scope) or '0')
+    -- Parallel slots are members with an expiry, so a slot whose settle never
+    -- came (timeout, crashed replica) frees itself.
+    local pk = p .. ':par:' .. scope
+    redis.call('ZREMRANGEBYSCORE', pk, '-inf', now_ms)
+    local inflight = redis.call('ZCARD', pk)
     if inflight >= par then
       return {'limit', scope, 'parallel requests', par, 1, info[1], info[2], info[3], info[4], info[5], info[6]}
     end
@@ -86,7 +90,7 @@ for _, scope in ipairs(lim) do
   redis.call('INCRBY', rk, 1); redis.call('EXPIRE', rk, 120)
   redis.call('INCRBY', tk, tokens); redis.call('EXPIRE', tk, 120)
   local pk = p .. ':par:' .. scope
-  redis.call('INCR', pk); redis.call('EXPIRE', pk, 3600)
+  redis.call('ZADD', pk, rexp, rid); redis.call('PEXPIREAT', pk, rexp)
 end
 for _, b in ipairs(bud) do
   redis.call('HSET', b[1], 'r:' .. rid, amount)

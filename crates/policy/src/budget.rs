@@ -151,12 +151,12 @@ impl Ledger {
         };
         match map.get_mut(scope) {
             Some(a) if a.period_start == period_start => {}
-            Some(a) if a.period_start < period_start => {
-                // A new period: reservations still in flight carry over.
+            Some(a) => {
+                // A new period, or the budget's period changed: reload, and
+                // carry over reservations still in flight.
                 let reserved = a.reserved;
                 *a = Account { reserved, ..fresh };
             }
-            Some(_) => {}
             None => {
                 map.insert(scope.to_owned(), fresh);
             }

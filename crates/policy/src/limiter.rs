@@ -84,14 +84,25 @@ impl Window {
 
     fn add(&mut self, now: Instant, requests: u64, tokens: i64) {
         let sec = self.second(now);
+        self.add_at(sec, requests, tokens);
+    }
+
+    /// Adds to the slot of second `sec` (ignored once it left the window).
+    fn add_at(&mut self, sec: u64, requests: u64, tokens: i64) {
         let slot = &mut self.slots[(sec % 60) as usize];
         if slot.0 != sec {
+            if requests == 0 && slot.0 != u64::MAX && slot.0 > sec {
+                return; // that second is gone; so is what it counted
+            }
             *slot = (sec, 0, 0);
         }
         slot.1 += requests;
         slot.2 += tokens;
     }
 }
+
+/// Windows kept before idle ones are evicted (end-user scopes are client-named).
+const MAX_WINDOWS: usize = 100_000;
 
 /// All scopes' windows, in process.
 #[derive(Debug, Default)]
@@ -106,6 +117,8 @@ pub struct Admission {
     limiter: Arc<Limiter>,
     scopes: Vec<String>,
     estimated_tokens: u64,
+    /// Each scope's window second the request was counted in.
+    seconds: Vec<u64>,
     /// Headers for the response.
     pub info: RateInfo,
 }
@@ -127,6 +140,9 @@ impl Limiter {
         now: Instant,
     ) -> Result<Admission, Box<Rejection>> {
         let mut map = self.lock();
+        if map.len() > MAX_WINDOWS {
+            map.retain(|_, w| w.in_flight > 0 || w.usage(now).0 > 0);
+        }
         let mut info = RateInfo::default();
         let mut tightest_req = u64::MAX;
         let mut tightest_tok = u64::MAX;
@@ -170,7 +186,7 @@ impl Limiter {
                     info.reset_tokens_s = reset;
                 }
                 // A request larger than the whole budget may still run alone.
-                if used_t > 0 && used_t + tokens > tpm {
+                if used_r > 0 && used_t + tokens > tpm {
                     info.remaining_tokens = Some(remaining);
                     return Err(reject("tokens per minute", tpm, info));
                 }
@@ -188,6 +204,7 @@ impl Limiter {
             }
         }
         let mut scopes = Vec::new();
+        let mut seconds = Vec::new();
         for c in checks {
             if c.rpm.is_none() && c.tpm.is_none() && c.max_parallel.is_none() {
                 continue;
@@ -196,11 +213,13 @@ impl Limiter {
                 w.add(now, 1, i64::try_from(tokens).unwrap_or(i64::MAX));
                 w.in_flight += 1;
                 scopes.push(c.scope.clone());
+                seconds.push(w.second(now));
             }
         }
         Ok(Admission {
             limiter: self.clone(),
             scopes,
+            seconds,
             estimated_tokens: tokens,
             info,
         })
@@ -221,9 +240,13 @@ impl Admission {
             return;
         }
         let mut map = self.limiter.lock();
-        for s in &self.scopes {
+        for (s, sec) in self.scopes.iter().zip(&self.seconds) {
             if let Some(w) = map.get_mut(s) {
-                w.add(now, 0, delta);
+                // Into the second the estimate was counted in, so both leave
+                // the window together; nothing if it already left.
+                if w.second(now).saturating_sub(*sec) < 60 {
+                    w.add_at(*sec, 0, delta);
+                }
             }
         }
         self.estimated_tokens = actual_tokens;

@@ -46,6 +46,8 @@ pub struct Grant {
     pub tokens: u64,
     pub amount: i64,
     pub info: RateInfo,
+    /// The second the request was counted in (token reconciliation goes there).
+    pub admit_s: i64,
 }
 
 /// A budget scope whose spend crossed its soft threshold at settlement.
@@ -174,6 +176,7 @@ impl Shared {
                 tokens,
                 amount,
                 info: info_at(1),
+                admit_s: now_ms / 1000,
             }),
             "limit" => {
                 let what = match s(2).as_str() {
@@ -252,10 +255,25 @@ impl Shared {
         }
         inv.arg(&grant.reservation_id).arg(actual_cost.max(0));
         let mut conn = self.conn.clone();
-        let spent: Vec<i64> = tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn))
-            .await
-            .map_err(|_| Unreachable("redis timed out".into()))?
-            .map_err(|e| Unreachable(e.to_string()))?;
+        let result: Result<Vec<i64>, Unreachable> =
+            match tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await {
+                Err(_) => Err(Unreachable("redis timed out".into())),
+                Ok(r) => r.map_err(|e| Unreachable(e.to_string())),
+            };
+        let spent = match result {
+            Ok(s) => s,
+            Err(e) => {
+                // The spend is in the request log: drop the period keys so the
+                // next admission reloads them instead of missing this cost.
+                let mut pipe = redis::pipe();
+                for (scope, start, _) in &grant.budgets {
+                    pipe.del(format!("{}:b:{scope}:{start}", self.prefix))
+                        .ignore();
+                }
+                let _ = tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await;
+                return Err(e);
+            }
+        };
         Ok(grant
             .budgets
             .iter()

@@ -39,6 +39,9 @@ pub struct CallContext {
     pub request_id: String,
     /// Unix seconds, for `created` in objects we synthesise.
     pub created: u64,
+    /// An output-token cap to enforce upstream when the client set none (the
+    /// budget reservation assumed it).
+    pub output_cap: Option<u32>,
 }
 
 /// A successful chat call.

@@ -562,6 +562,7 @@ mod tests {
         CallContext {
             request_id: "r1".into(),
             created: 1,
+            output_cap: None,
         }
     }
 

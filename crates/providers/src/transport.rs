@@ -189,11 +189,24 @@ impl Upstreams {
         let provider = d.provider.as_str();
         let stream = req.is_stream();
         let opts = openai::stream_options_map(req);
+        let cap = ctx
+            .output_cap
+            .filter(|_| req.output_cap().is_none())
+            .map(|c| {
+                // OpenAI's reasoning models only take the newer field.
+                let field = if d.provider == ProviderKind::OpenAi {
+                    "max_completion_tokens"
+                } else {
+                    "max_tokens"
+                };
+                (field, c)
+            });
         let (body, injected) = openai::prepare_body(
             raw,
             opts.as_ref(),
             &target.upstream_model,
             stream && d.stream_usage,
+            cap,
         )
         .map_err(|_| {
             CallError::Codec(modelgate_codec::CodecError::new(
@@ -245,7 +258,9 @@ impl Upstreams {
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
         let opts = anthropic::EncodeOptions {
-            default_max_tokens: d.default_max_tokens,
+            default_max_tokens: ctx
+                .output_cap
+                .map_or(d.default_max_tokens, |c| c.min(d.default_max_tokens)),
             drop_unsupported: d.drop_unsupported_params,
         };
         let encoded = anthropic::encode_request(req, &target.upstream_model, &opts)?;
@@ -305,8 +320,8 @@ impl Upstreams {
         ctx: &CallContext,
     ) -> Result<EmbeddingsReply, CallError> {
         let d = &*target.deployment;
-        let (body, _) =
-            openai::prepare_body(raw, None, &target.upstream_model, false).map_err(|_| {
+        let (body, _) = openai::prepare_body(raw, None, &target.upstream_model, false, None)
+            .map_err(|_| {
                 CallError::Codec(modelgate_codec::CodecError::new(
                     "",
                     "request body must be a JSON object",

@@ -191,7 +191,9 @@ impl MemberView {
 
 fn store_err(e: StoreError) -> ApiError {
     let text = e.to_string();
-    if text.contains("UNIQUE") {
+    let StoreError::Db(db) = &e;
+    let unique = matches!(db, sqlx::Error::Database(d) if d.is_unique_violation());
+    if unique || text.contains("UNIQUE") {
         let mut err =
             ApiError::new(ErrorClass::Conflict, "The name is already taken.").with_code("conflict");
         err.param = Some("name".into());
@@ -287,7 +289,7 @@ pub fn parse_time(v: &Value, param: &str) -> Result<i64, ApiError> {
         )
     };
     match v {
-        Value::Number(n) => n.as_i64().map(|s| s * 1000).ok_or_else(bad),
+        Value::Number(n) => n.as_i64().and_then(|s| s.checked_mul(1000)).ok_or_else(bad),
         Value::String(s) => parse_rfc3339(s).ok_or_else(bad),
         _ => Err(bad()),
     }
@@ -295,7 +297,7 @@ pub fn parse_time(v: &Value, param: &str) -> Result<i64, ApiError> {
 
 fn parse_rfc3339(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<i64>() {
-        return Some(secs * 1000);
+        return secs.checked_mul(1000);
     }
     let b = s.as_bytes();
     if b.len() < 20
@@ -358,6 +360,16 @@ fn bound_by_creator(creator: &Caller, k: &mut KeyRow) -> Result<(), ApiError> {
             _ => {}
         }
     }
+    if mine.user_id.is_some() {
+        match &k.user_id {
+            None => k.user_id = mine.user_id.clone(),
+            Some(u) if Some(u) != mine.user_id.as_ref() => return Err(deny("another user")),
+            _ => {}
+        }
+    }
+    if mine.role != "admin" && k.role == "admin" {
+        return Err(deny("the admin role"));
+    }
     if let Some(allowed) = &mine.models {
         match &k.models {
             None => k.models = Some(allowed.clone()),
@@ -395,12 +407,49 @@ fn bound_by_creator(creator: &Caller, k: &mut KeyRow) -> Result<(), ApiError> {
             }
         }
     }
+    if mine.limits.max_budget_nanos.is_some() {
+        // A shorter period renews sooner: a child's budget period may not be
+        // shorter than its creator's (daily < weekly < monthly < total).
+        let rank = |p: Option<&str>| match Period::parse(p) {
+            Some(Period::Daily) => 0,
+            Some(Period::Weekly) => 1,
+            Some(Period::Monthly) => 2,
+            _ => 3,
+        };
+        match &k.limits.budget_period {
+            None if mine.limits.budget_period.is_some() => {
+                k.limits.budget_period = mine.limits.budget_period.clone();
+            }
+            p if rank(p.as_deref()) < rank(mine.limits.budget_period.as_deref()) => {
+                return Err(deny("a budget that renews more often"));
+            }
+            _ => {}
+        }
+    }
     if let Some(exp) = mine.expires_at_ms {
         match k.expires_at_ms {
             None => k.expires_at_ms = Some(exp),
             Some(e) if e > exp => return Err(deny("a later expiry")),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// A non-master caller may only act on keys within its own rights (so it
+/// cannot rotate, revoke or edit a wider key and take it over).
+fn within_caller(caller: &Caller, target: &KeyRow) -> Result<(), ApiError> {
+    if caller.principal().is_none() {
+        return Ok(());
+    }
+    let mut bounded = target.clone();
+    bound_by_creator(caller, &mut bounded)?;
+    if bounded != *target {
+        return Err(ApiError::new(
+            ErrorClass::Forbidden,
+            "This key has rights the calling key does not have; only the master key (or a key with at least those rights) may change it.",
+        )
+        .with_code("insufficient_permissions"));
     }
     Ok(())
 }
@@ -603,6 +652,7 @@ pub async fn patch_key(
         let caller = admin(&state, &headers).await?;
         let input: KeyInput = json_body(&body)?;
         let mut k = load_key(&state, &id).await?;
+        within_caller(&caller, &k)?;
         edit_key(&state.inner.store, &mut k, &input).await?;
         bound_by_creator(&caller, &mut k)?;
         state.inner.store.update_key(&k).await.map_err(store_err)?;
@@ -639,7 +689,8 @@ pub async fn delete_key(
     Path(id): Path<String>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
+        let caller = admin(&state, &headers).await?;
+        within_caller(&caller, &load_key(&state, &id).await?)?;
         revoke_key(&state.inner.store, &state.inner.governance, &id).await
     }
     .await;
@@ -656,13 +707,14 @@ pub async fn rotate_key(
     Path(id): Path<String>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
+        let caller = admin(&state, &headers).await?;
         let mut k = load_key(&state, &id).await?;
+        within_caller(&caller, &k)?;
         if k.revoked_at_ms.is_some() {
-            return Err(ApiError::bad_param(
-                "id",
-                "A revoked key cannot be rotated.",
-            ));
+            return Err(
+                ApiError::new(ErrorClass::Conflict, "A revoked key cannot be rotated.")
+                    .with_code("key_revoked"),
+            );
         }
         let secret = keys::random_token(40).map_err(|_| {
             ApiError::new(
@@ -736,6 +788,18 @@ async fn edit_member(
     apply_limits(&input.limits, &mut m.models, &mut m.limits, &mut m.metadata)
 }
 
+/// Teams and users carry the limits that bound keys: only the master key changes them.
+fn master_only(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Master => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorClass::Forbidden,
+            "Only the master key may create or change teams and users.",
+        )
+        .with_code("insufficient_permissions")),
+    }
+}
+
 fn entity_of(kind: &str) -> Option<(Entity, &'static str)> {
     match kind {
         "teams" => Some((Entity::Team, "team")),
@@ -752,7 +816,7 @@ pub async fn post_member(
     body: axum::body::Bytes,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
+        master_only(&admin(&state, &headers).await?)?;
         let (entity, _) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
         let input: MemberInput = json_body(&body)?;
         create_member(&state.inner.store, entity, input).await
@@ -800,8 +864,11 @@ pub async fn member(
     body: axum::body::Bytes,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
+        let caller = admin(&state, &headers).await?;
         let (entity, what) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
+        if method != axum::http::Method::GET {
+            master_only(&caller)?;
+        }
         let store = &state.inner.store;
         let mut m = store
             .get_member(entity, &id)

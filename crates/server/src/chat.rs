@@ -52,6 +52,7 @@ pub async fn chat_completions(
     let ctx = CallContext {
         request_id: rid.0.clone(),
         created: unix_now(),
+        output_cap: settle.budget_cap(),
     };
     let tags = request_tags(&headers, &req);
     let plan = Plan {
@@ -297,9 +298,10 @@ async fn admit(
                 &inner.store,
                 principal,
                 req.user.as_deref(),
-                &alias,
+                &state.reachable(&alias),
                 settle.input_estimate,
                 req.output_cap(),
+                req.n.unwrap_or(1),
             )
             .await?;
         settle.admitted(admitted);

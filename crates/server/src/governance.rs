@@ -130,6 +130,11 @@ impl Governance {
         })
     }
 
+    /// Output tokens assumed (and enforced) for requests that set no cap.
+    pub fn default_max_output(&self) -> u64 {
+        self.default_max_output
+    }
+
     /// The stored hash of `key`.
     pub fn hash(&self, key: &str) -> String {
         keys::hash(&self.secret, key)
@@ -191,6 +196,7 @@ impl Governance {
 
     /// Rate limits, then the budget reservation, for one request (key, user,
     /// team and end-user scopes). All or nothing. Refusals are counted.
+    #[allow(clippy::too_many_arguments)]
     pub async fn admit(
         &self,
         store: &Store,
@@ -199,9 +205,18 @@ impl Governance {
         alias: &Alias,
         input_tokens: u64,
         output_cap: Option<u32>,
+        choices: u32,
     ) -> Result<Admitted, ApiError> {
         let r = self
-            .admit_inner(store, principal, end_user, alias, input_tokens, output_cap)
+            .admit_inner(
+                store,
+                principal,
+                end_user,
+                alias,
+                input_tokens,
+                output_cap,
+                choices,
+            )
             .await;
         if let Err(e) = &r {
             let scope = scope_kind(&e.message);
@@ -222,6 +237,7 @@ impl Governance {
         r
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn admit_inner(
         &self,
         store: &Store,
@@ -230,6 +246,7 @@ impl Governance {
         alias: &Alias,
         input_tokens: u64,
         output_cap: Option<u32>,
+        choices: u32,
     ) -> Result<Admitted, ApiError> {
         let mut checks = Vec::new();
         let mut budgets = Vec::new();
@@ -276,29 +293,43 @@ impl Governance {
                 });
             }
         }
+        let max_output = output_cap.map_or(self.default_max_output, u64::from);
+        let worst = if budgets.is_empty() {
+            0
+        } else {
+            worst_case_cost(alias, input_tokens, max_output.saturating_mul(u64::from(choices.max(1))))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorClass::Forbidden,
+                        format!(
+                            "`{}` has a deployment (or fallback) without a price, so a budget cannot bound it; set `price:` on the deployment.",
+                            alias.name
+                        ),
+                    )
+                    .with_code("unpriced_model")
+                })?
+        };
         if let Some(redis) = &self.redis {
-            let max_output = output_cap.map_or(self.default_max_output, u64::from);
-            let worst = worst_case_cost(alias, input_tokens, max_output);
             return self
                 .admit_shared(redis, store, &checks, input_tokens, &budgets, worst)
                 .await;
         }
-        let limits = self
-            .limiter
-            .admit(&checks, input_tokens, Instant::now())
-            .map_err(|r| limit_error(&r))?;
-        let info = limits.info;
+        // Budget first, then rate limits: a refusal by either leaves nothing behind
+        // (a dropped reservation is released).
         let budget = if budgets.is_empty() {
             None
         } else {
-            let max_output = output_cap.map_or(self.default_max_output, u64::from);
-            let worst = worst_case_cost(alias, input_tokens, max_output);
             Some(
                 self.ledger
                     .reserve(budgets, worst)
                     .map_err(|b| budget_error(&b.scope, b.limit, b.spent + b.reserved, b.needed))?,
             )
         };
+        let limits = self
+            .limiter
+            .admit(&checks, input_tokens, Instant::now())
+            .map_err(|r| limit_error(&r))?;
+        let info = limits.info;
         Ok(Admitted {
             limits: Some(limits),
             budget,
@@ -520,20 +551,26 @@ fn scope_parts(label: &str) -> (Scope, &str) {
     }
 }
 
-/// The most this request can cost on any deployment of `alias`.
-fn worst_case_cost(alias: &Alias, input_tokens: u64, max_output: u64) -> i64 {
+/// The most this request can cost on any deployment of `alias` (`None` when
+/// one of them has no price, so nothing would bound it).
+fn worst_case_cost(alias: &Alias, input_tokens: u64, max_output: u64) -> Option<i64> {
     let usage = Usage {
         input_tokens,
         output_tokens: max_output,
+        // Priced as cache writes when those cost more than plain input.
+        cache_write_tokens: input_tokens,
         ..Usage::default()
     };
-    alias
-        .deployments
-        .iter()
-        .filter_map(|d| d.price)
-        .map(|p| p.cost(&usage).0)
-        .max()
-        .unwrap_or(0)
+    let plain = Usage {
+        cache_write_tokens: 0,
+        ..usage
+    };
+    let mut worst = 0i64;
+    for d in &alias.deployments {
+        let p = d.price?;
+        worst = worst.max(p.cost(&usage).0).max(p.cost(&plain).0);
+    }
+    Some(worst)
 }
 
 fn internal(e: StoreError) -> ApiError {
@@ -548,22 +585,6 @@ async fn load(store: &Store, id: &str) -> Result<Option<Principal>, ApiError> {
     let Some(key) = store.get_key(id).await.map_err(internal)? else {
         return Ok(None);
     };
-    let team = match &key.team_id {
-        Some(t) => Some(
-            store
-                .get_member(Entity::Team, t)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorClass::Unauthorized,
-                        "This API key's team no longer exists.",
-                    )
-                    .with_code("invalid_api_key")
-                })?,
-        ),
-        None => None,
-    };
     let user = match &key.user_id {
         Some(u) => Some(
             store
@@ -574,6 +595,27 @@ async fn load(store: &Store, id: &str) -> Result<Option<Principal>, ApiError> {
                     ApiError::new(
                         ErrorClass::Unauthorized,
                         "This API key's user no longer exists.",
+                    )
+                    .with_code("invalid_api_key")
+                })?,
+        ),
+        None => None,
+    };
+    // A key bound to a user (and no team of its own) answers to the user's team.
+    let team_id = key
+        .team_id
+        .clone()
+        .or_else(|| user.as_ref().and_then(|u| u.team_id.clone()));
+    let team = match &team_id {
+        Some(t) => Some(
+            store
+                .get_member(Entity::Team, t)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorClass::Unauthorized,
+                        "This API key's team no longer exists.",
                     )
                     .with_code("invalid_api_key")
                 })?,

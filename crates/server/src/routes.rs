@@ -51,9 +51,10 @@ pub async fn embeddings(
                     &inner.store,
                     principal,
                     req.user.as_deref(),
-                    &alias,
+                    &state.reachable(&alias),
                     settle.input_estimate,
                     Some(0),
+                    1,
                 )
                 .await?;
             settle.admitted(admitted);
@@ -71,6 +72,7 @@ pub async fn embeddings(
     let ctx = CallContext {
         request_id: rid.0.clone(),
         created: unix_now(),
+        output_cap: None,
     };
     let tags: Vec<String> = headers
         .get("x-modelgate-tags")

@@ -120,6 +120,19 @@ impl Settle {
         self.admitted = Some(a);
     }
 
+    /// The output cap the budget reservation assumed, when a budget applies
+    /// (enforced upstream if the request sets no `max_tokens`).
+    pub fn budget_cap(&self) -> Option<u32> {
+        let a = self.admitted.as_ref()?;
+        let budgeted = a.budget.is_some()
+            || a.shared
+                .as_ref()
+                .is_some_and(|(_, g)| !g.budgets.is_empty());
+        budgeted.then(|| {
+            u32::try_from(self.state.inner.governance.default_max_output()).unwrap_or(u32::MAX)
+        })
+    }
+
     /// Rate-limit state for response headers.
     pub fn rate_info(&self) -> Option<modelgate_policy::limiter::RateInfo> {
         self.admitted.as_ref().map(|a| a.info)

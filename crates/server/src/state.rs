@@ -246,6 +246,35 @@ impl AppState {
         }
     }
 
+    /// `alias` with every deployment its fallback chains can reach (for the
+    /// worst-case budget reservation: a fallback may be dearer).
+    pub fn reachable(&self, alias: &Arc<Alias>) -> Alias {
+        let mut out = (**alias).clone();
+        let mut seen = std::collections::HashSet::from([alias.name.clone()]);
+        let mut queue: Vec<Arc<Alias>> = vec![alias.clone()];
+        while let Some(a) = queue.pop() {
+            let chains = a
+                .fallbacks
+                .general
+                .iter()
+                .chain(&a.fallbacks.context_window)
+                .chain(&a.fallbacks.content_policy);
+            for name in chains {
+                if seen.insert(name.clone())
+                    && let Ok(next) = self.resolve(name)
+                {
+                    for d in &next.deployments {
+                        if !out.deployments.iter().any(|x| x.name == d.name) {
+                            out.deployments.push(d.clone());
+                        }
+                    }
+                    queue.push(next);
+                }
+            }
+        }
+        out
+    }
+
     /// The model allow-list of the caller's key, user and team.
     pub fn authorize_model(&self, caller: &Caller, model: &str) -> Result<(), ApiError> {
         match caller.principal() {

@@ -279,11 +279,61 @@ async fn admin_api_needs_admin_rights_and_keys_cannot_escalate() {
     assert_eq!(mint(json!({"rpm": 100})).await.0, 403);
     assert_eq!(mint(json!({"models": ["priced"]})).await.0, 403);
     assert_eq!(mint(json!({"max_budget_usd": 50})).await.0, 403);
+    assert_eq!(
+        mint(json!({"role": "admin", "max_budget_usd": 1, "budget_period": "daily"}))
+            .await
+            .0,
+        403,
+        "total budget cannot become daily"
+    );
     let (s, v) = mint(json!({"rpm": 5})).await;
     assert_eq!(s, 201, "{v}");
     // Unset limits inherit the creator's.
     assert_eq!(v["models"], json!(["mock/*"]));
     assert_eq!(v["max_budget_usd"], "5");
+
+    // It cannot take over, revoke or widen a key with more rights than its own...
+    let (wide_id, _) = new_key(&gw, json!({"role": "admin"})).await;
+    let client = Gateway::client();
+    let r = client
+        .post(format!("{}/admin/keys/{wide_id}/rotate", gw.url))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .delete(format!("{}/admin/keys/{wide_id}", gw.url))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let own_child = v["id"].as_str().unwrap();
+    let r = client
+        .patch(format!("{}/admin/keys/{own_child}", gw.url))
+        .bearer_auth(&boss)
+        .json(&json!({"rpm": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "cannot widen past its own rpm");
+    // ...nor change the teams and users that bound keys.
+    let r = client
+        .post(format!("{}/admin/teams", gw.url))
+        .bearer_auth(&boss)
+        .json(&json!({"name": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .get(format!("{}/admin/teams", gw.url))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "reading is fine");
 }
 
 #[tokio::test]
@@ -771,4 +821,62 @@ async fn end_users_are_limited_per_key() {
             .status(),
         429
     );
+}
+
+#[tokio::test]
+async fn budgets_enforce_their_output_cap_upstream_and_refuse_unpriced_models() {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        "models:\n  - name: gpt\n    provider: openai\n    model: gpt-4o-mini\n    base_url: \"{}/v1\"\n    api_key: k\n  - name: local\n    provider: openai_compatible\n    model: llama\n    base_url: \"{}/v1\"\ngovernance:\n  default_max_output_tokens: 256\n",
+        up.url(),
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let (_, budgeted) = new_key(&gw, json!({"max_budget_usd": 5})).await;
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        gw.post(CHAT)
+            .bearer_auth(&budgeted)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        up.last().json()["max_completion_tokens"],
+        256,
+        "the reserved cap is enforced upstream"
+    );
+    // A client cap is left alone.
+    let mut capped = body.clone();
+    capped["max_tokens"] = json!(10);
+    gw.post(CHAT)
+        .bearer_auth(&budgeted)
+        .json(&capped)
+        .send()
+        .await
+        .unwrap();
+    assert!(up.last().json().get("max_completion_tokens").is_none());
+    // Without a budget nothing is injected.
+    let (_, free) = new_key(&gw, json!({})).await;
+    gw.post(CHAT)
+        .bearer_auth(&free)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(up.last().json().get("max_completion_tokens").is_none());
+    // A budget cannot bound a model without a price.
+    let r = gw
+        .post(CHAT)
+        .bearer_auth(&budgeted)
+        .json(&json!({"model": "local", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unpriced_model");
 }

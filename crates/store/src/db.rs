@@ -370,6 +370,28 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        // Replicas starting together on an empty PostgreSQL database would race
+        // to create the schema: one at a time (a session-level advisory lock).
+        let lock = match &self.pool {
+            Pool::Pg(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock(7270091)")
+                    .execute(&mut *conn)
+                    .await?;
+                Some(conn)
+            }
+            Pool::Sqlite(_) => None,
+        };
+        let result = self.migrate_locked().await;
+        if let Some(mut conn) = lock {
+            sqlx::query("SELECT pg_advisory_unlock(7270091)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(&self) -> Result<(), StoreError> {
         let migrations = match self.pool {
             Pool::Sqlite(_) => SQLITE_MIGRATIONS,
             Pool::Pg(_) => PG_MIGRATIONS,
