@@ -949,6 +949,136 @@ pub async fn spend(
     }
 }
 
+/// Query of `GET /admin/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub key: Option<String>,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<i64>,
+    pub min_latency_ms: Option<i64>,
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<i64>,
+}
+
+fn record_view(r: &modelgate_store::RequestRecord) -> Value {
+    serde_json::json!({
+        "id": r.id,
+        "started_at_ms": r.started_at_ms,
+        "caller": r.caller,
+        "key_id": r.key_id,
+        "team_id": r.team_id,
+        "user_id": r.user_id,
+        "end_user": r.end_user,
+        "route": r.route,
+        "model": r.requested_model,
+        "provider": r.provider,
+        "deployment": r.deployment,
+        "upstream_model": r.upstream_model,
+        "stream": r.stream,
+        "status": r.status,
+        "error_class": r.error_class,
+        "error_message": r.error_message,
+        "latency_ms": r.latency_us as f64 / 1000.0,
+        "ttft_ms": r.ttft_us.map(|t| t as f64 / 1000.0),
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cached_tokens": r.cached_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
+        "usage_estimated": r.usage_estimated,
+        "cost_usd": r.cost_nanos.map(|c| modelgate_core::Nanos(c).to_usd_string()),
+        "cost_breakdown": r.cost_breakdown.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        "attempts": r.attempts.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
+        "truncated": r.truncated,
+        "metadata": r.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
+    })
+}
+
+/// `GET /admin/requests`: the request log, filtered, newest first, paginated.
+pub async fn requests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RequestsQuery>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let time = |v: &Option<String>, param: &str, default: i64| match v {
+            None => Ok(default),
+            Some(s) => parse_time(&Value::String(s.clone()), param),
+        };
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_param(
+                "limit",
+                "'limit' must be between 1 and 1000.",
+            ));
+        }
+        let filter = modelgate_store::RequestFilter {
+            from_ms: time(&q.from, "from", 0)?,
+            to_ms: time(&q.to, "to", now_ms() + 1)?,
+            key_id: q.key.clone(),
+            team_id: q.team.clone(),
+            user_id: q.user.clone(),
+            model: q.model.clone(),
+            provider: q.provider.clone(),
+            status: q.status,
+            min_latency_us: q.min_latency_ms.map(|ms| ms.saturating_mul(1000)),
+            before_seq: q.cursor,
+            limit,
+        };
+        let rows = state
+            .inner
+            .store
+            .search_requests(&filter)
+            .await
+            .map_err(store_err)?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.seq))
+            .flatten();
+        Ok::<_, ApiError>(serde_json::json!({
+            "object": "list",
+            "data": rows.iter().map(record_view).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /admin/requests/{id}`: one request with every attempt.
+pub async fn request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let rec = state
+            .inner
+            .store
+            .get_request(&id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| not_found("request", &id))?;
+        Ok::<_, ApiError>(record_view(&rec))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `GET /admin/openapi.json`.
 pub async fn openapi() -> Response {
     (

@@ -175,3 +175,93 @@ models:
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn request_log_search_filters_pages_and_details() {
+    let yaml = r#"
+deployments:
+  - { name: a, provider: mock, model: error-500 }
+  - { name: b, provider: mock, model: "echo?ttft_ms=30", priority: 1 }
+models:
+  - name: chat
+    deployments: [a, b]
+    retry: { backoff_ms: 1 }
+"#;
+    let gw = Gateway::start(yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/admin/keys")
+        .bearer_auth(MASTER)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let (key_id, key) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["key"].as_str().unwrap().to_owned(),
+    );
+    let mut ids = vec![];
+    for (auth, model) in [
+        (&key, "chat"),
+        (&key, "mock/echo"),
+        (&MASTER.to_owned(), "mock/echo"),
+        (&key, "chat"),
+    ] {
+        let r = gw
+            .post(CHAT)
+            .bearer_auth(auth)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    gw.records().await;
+    let get = |q: String| {
+        let url = format!("{}/admin/requests{q}", gw.url);
+        async move {
+            let r = Gateway::client()
+                .get(url)
+                .bearer_auth(MASTER)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let all = get(String::new()).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 4);
+    assert_eq!(all["data"][0]["id"], ids[3].as_str(), "newest first");
+    let by_key = get(format!("?key={key_id}")).await;
+    assert_eq!(by_key["data"].as_array().unwrap().len(), 3);
+    let by_model = get("?model=chat&min_latency_ms=20".into()).await;
+    assert_eq!(by_model["data"].as_array().unwrap().len(), 2);
+    // Pages of one.
+    let p1 = get("?limit=1".into()).await;
+    let cursor = p1["next_cursor"].as_i64().unwrap();
+    let p2 = get(format!("?limit=1&cursor={cursor}")).await;
+    assert_eq!(p2["data"][0]["id"], ids[2].as_str());
+    // The detail view has every attempt and the routing decision.
+    let detail = get(format!("/{}", ids[0])).await;
+    assert_eq!(detail["deployment"], "b");
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["deployment"], "a");
+    assert_eq!(attempts[0]["error_class"], "upstream_error");
+    assert_eq!(attempts[1]["outcome"], "ok");
+    let r = Gateway::client()
+        .get(format!("{}/admin/requests/nope", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = Gateway::client()
+        .get(format!("{}/admin/requests", gw.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

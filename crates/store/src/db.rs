@@ -495,6 +495,58 @@ impl Store {
         })
     }
 
+    /// Records matching `f`, newest first, at most `f.limit`, before `f.before_seq`.
+    pub async fn search_requests(
+        &self,
+        f: &RequestFilter,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        enum B<'a> {
+            S(&'a str),
+            I(i64),
+        }
+        let mut sql = String::from(
+            "SELECT * FROM request_log WHERE started_at_ms >= ? AND started_at_ms < ?",
+        );
+        let mut binds = vec![B::I(f.from_ms), B::I(f.to_ms)];
+        for (col, v) in [
+            ("key_id", &f.key_id),
+            ("team_id", &f.team_id),
+            ("user_id", &f.user_id),
+            ("requested_model", &f.model),
+            ("provider", &f.provider),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                binds.push(B::S(v));
+            }
+        }
+        if let Some(s) = f.status {
+            sql.push_str(" AND status = ?");
+            binds.push(B::I(s));
+        }
+        if let Some(us) = f.min_latency_us {
+            sql.push_str(" AND latency_us >= ?");
+            binds.push(B::I(us));
+        }
+        if let Some(c) = f.before_seq {
+            sql.push_str(" AND seq < ?");
+            binds.push(B::I(c));
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        binds.push(B::I(f.limit));
+        with_pool!(&self.pool, p, sql = sql => {
+            let mut q = sqlx::query(sql);
+            for b in &binds {
+                q = match b {
+                    B::S(s) => q.bind(*s),
+                    B::I(i) => q.bind(*i),
+                };
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter().map(row_to_record).collect()
+        })
+    }
+
     /// Closes the pool (checkpointing SQLite's WAL).
     pub async fn close(&self) {
         match &self.pool {
@@ -509,6 +561,7 @@ fn row_to_record(r: &impl Get) -> Result<RequestRecord, StoreError> {
         Ok(u64::try_from(r.get::<i64>(name)?).unwrap_or(0))
     };
     Ok(RequestRecord {
+        seq: r.get("seq")?,
         id: r.get("id")?,
         started_at_ms: r.get("started_at_ms")?,
         caller: r.get("caller")?,
@@ -554,6 +607,23 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Filters of [`Store::search_requests`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<i64>,
+    pub min_latency_us: Option<i64>,
+    /// Pagination: only records older than this sequence number.
+    pub before_seq: Option<i64>,
+    pub limit: i64,
 }
 
 /// Stores for the shared test suite: in-memory SQLite, and PostgreSQL when

@@ -12,7 +12,7 @@ mod db;
 pub mod governance;
 mod log;
 
-pub use db::{Store, now_ms};
+pub use db::{RequestFilter, Store, now_ms};
 pub use log::{LogSink, LogWriter, RequestRecord, spawn_log_writer};
 
 /// A storage failure.

@@ -10,6 +10,8 @@ use crate::Store;
 /// One request, as recorded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestRecord {
+    /// Store sequence number (0 until stored); the pagination cursor.
+    pub seq: i64,
     pub id: String,
     pub started_at_ms: i64,
     /// Who called: `master`, `anonymous`, or a key id.
@@ -214,7 +216,9 @@ mod tests {
         assert_eq!(store.recent_requests(2000).await.unwrap().len(), 1000);
         sink.record(rec("last"));
         writer.shutdown().await;
-        let got = store.get_request("last").await.unwrap().unwrap();
+        let mut got = store.get_request("last").await.unwrap().unwrap();
+        assert!(got.seq > 0);
+        got.seq = 0;
         assert_eq!(got, rec("last"));
     }
 
