@@ -72,8 +72,21 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Check the audit trail's hash chain; exits non-zero at the first broken link.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk the chain and report the first broken link.
+    Verify,
 }
 
 #[derive(clap::Args)]
@@ -200,6 +213,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Keys { cmd, store } => admin_cli(store, Admin::Keys(cmd)),
+        Command::Audit {
+            cmd: AuditCmd::Verify,
+            store,
+        } => admin_cli(store, Admin::AuditVerify),
         Command::Teams { cmd, store } => admin_cli(store, Admin::Members(Entity::Team, cmd)),
         Command::Users { cmd, store } => admin_cli(store, Admin::Members(Entity::User, cmd)),
         Command::Serve {
@@ -247,6 +264,7 @@ fn main() -> ExitCode {
 enum Admin {
     Keys(KeysCmd),
     Members(Entity, MembersCmd),
+    AuditVerify,
 }
 
 fn admin_cli(args: StoreArgs, cmd: Admin) -> ExitCode {
@@ -310,7 +328,7 @@ async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value>
                 enabled: None,
                 limits: limits.input(),
             };
-            let view = admin::create_key(&store, &gov, &modelgate_server::Caller::Master, input)
+            let view = admin::create_key(&store, &gov, &modelgate_server::Caller::Cli, input)
                 .await
                 .map_err(fail)?;
             serde_json::to_value(view)?
@@ -324,9 +342,11 @@ async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value>
                 .collect();
             serde_json::to_value(keys)?
         }
-        Admin::Keys(KeysCmd::Revoke { id }) => {
-            serde_json::to_value(admin::revoke_key(&store, &gov, &id).await.map_err(fail)?)?
-        }
+        Admin::Keys(KeysCmd::Revoke { id }) => serde_json::to_value(
+            admin::revoke_key(&store, &gov, "cli", &id)
+                .await
+                .map_err(fail)?,
+        )?,
         Admin::Members(entity, MembersCmd::Create { name, team, limits }) => {
             let input = admin::MemberInput {
                 name: Some(name),
@@ -334,10 +354,22 @@ async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value>
                 limits: limits.input(),
             };
             serde_json::to_value(
-                admin::create_member(&store, entity, input)
+                admin::create_member(&store, "cli", entity, input)
                     .await
                     .map_err(fail)?,
             )?
+        }
+        Admin::AuditVerify => {
+            let (checked, broken) = store.verify_audit().await?;
+            store.close().await;
+            if let Some(b) = broken {
+                anyhow::bail!(
+                    "audit trail broken at record {}: {} ({checked} records before it are intact)",
+                    b.seq,
+                    b.reason
+                );
+            }
+            return Ok(serde_json::json!({"ok": true, "records": checked}));
         }
         Admin::Members(entity, MembersCmd::List) => {
             let all: Vec<_> = store

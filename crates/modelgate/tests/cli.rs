@@ -137,3 +137,48 @@ fn keys_and_teams_from_the_cli_share_the_store() {
     assert_eq!(run(&["teams", "list"]).as_array().unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn audit_verify_finds_a_flipped_byte() {
+    let dir = std::env::temp_dir().join(format!("mg-cli-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("store.db");
+    let run = |args: &[&str]| {
+        bin()
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .env_remove("MODELGATE_CONFIG")
+            .env_remove("MODELGATE_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["teams", "create", "audited"]).status.success());
+    assert!(
+        run(&["keys", "create", "--team", "audited"])
+            .status
+            .success()
+    );
+    let ok = run(&["audit", "verify"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"records\": 2"));
+    // Flip one byte of the first record, as an attacker with the file would.
+    let flip = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c=sqlite3.connect('{}'); c.execute(\"UPDATE audit_log SET actor='clj' WHERE seq=1\"); c.commit()",
+            db.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(flip.success());
+    let bad = run(&["audit", "verify"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("broken at record 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

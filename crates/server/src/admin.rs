@@ -508,6 +508,15 @@ pub async fn create_key(
     edit_key(store, &mut k, &input).await?;
     bound_by_creator(creator, &mut k)?;
     store.create_key(&k).await.map_err(store_err)?;
+    audit::<KeyView, KeyView>(
+        store,
+        creator.label(),
+        "key.create",
+        &k.id,
+        None,
+        Some(&KeyView::of(&k, None)),
+    )
+    .await;
     Ok(KeyView::of(&k, Some(plaintext)))
 }
 
@@ -543,6 +552,23 @@ async fn edit_key(store: &Store, k: &mut KeyRow, input: &KeyInput) -> Result<(),
         k.enabled = en;
     }
     apply_limits(&input.limits, &mut k.models, &mut k.limits, &mut k.metadata)
+}
+
+/// Appends an admin action to the audit chain (a failure is logged, not fatal:
+/// the action has happened).
+pub async fn audit<B: Serialize, A: Serialize>(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) {
+    let before = before.and_then(|b| serde_json::to_string(b).ok());
+    let after = after.and_then(|a| serde_json::to_string(a).ok());
+    if let Err(e) = store.audit(actor, action, target, before, after).await {
+        tracing::error!(error = %e, action, target, "could not append to the audit trail");
+    }
 }
 
 fn admin_only(caller: &Caller) -> Result<(), ApiError> {
@@ -653,11 +679,22 @@ pub async fn patch_key(
         let input: KeyInput = json_body(&body)?;
         let mut k = load_key(&state, &id).await?;
         within_caller(&caller, &k)?;
+        let before = KeyView::of(&k, None);
         edit_key(&state.inner.store, &mut k, &input).await?;
         bound_by_creator(&caller, &mut k)?;
         state.inner.store.update_key(&k).await.map_err(store_err)?;
         state.inner.governance.invalidate(Some(&id));
-        Ok::<_, ApiError>(KeyView::of(&load_key(&state, &id).await?, None))
+        let after = KeyView::of(&load_key(&state, &id).await?, None);
+        audit(
+            &state.inner.store,
+            caller.label(),
+            "key.update",
+            &id,
+            Some(&before),
+            Some(&after),
+        )
+        .await;
+        Ok::<_, ApiError>(after)
     }
     .await;
     match r {
@@ -667,16 +704,31 @@ pub async fn patch_key(
 }
 
 /// Revokes a key (shared with the CLI).
-pub async fn revoke_key(store: &Store, gov: &Governance, id: &str) -> Result<KeyView, ApiError> {
+pub async fn revoke_key(
+    store: &Store,
+    gov: &Governance,
+    actor: &str,
+    id: &str,
+) -> Result<KeyView, ApiError> {
     let mut k = store
         .get_key(id)
         .await
         .map_err(store_err)?
         .ok_or_else(|| not_found("key", id))?;
     if k.revoked_at_ms.is_none() {
+        let before = KeyView::of(&k, None);
         k.revoked_at_ms = Some(now_ms());
         k.enabled = false;
         store.update_key(&k).await.map_err(store_err)?;
+        audit(
+            store,
+            actor,
+            "key.revoke",
+            id,
+            Some(&before),
+            Some(&KeyView::of(&k, None)),
+        )
+        .await;
     }
     gov.invalidate(Some(id));
     Ok(KeyView::of(&k, None))
@@ -691,7 +743,13 @@ pub async fn delete_key(
     let r = async {
         let caller = admin(&state, &headers).await?;
         within_caller(&caller, &load_key(&state, &id).await?)?;
-        revoke_key(&state.inner.store, &state.inner.governance, &id).await
+        revoke_key(
+            &state.inner.store,
+            &state.inner.governance,
+            caller.label(),
+            &id,
+        )
+        .await
     }
     .await;
     match r {
@@ -726,6 +784,15 @@ pub async fn rotate_key(
         k.hash = state.inner.governance.hash(&plaintext);
         state.inner.store.update_key(&k).await.map_err(store_err)?;
         state.inner.governance.invalidate(Some(&id));
+        audit::<KeyView, KeyView>(
+            &state.inner.store,
+            caller.label(),
+            "key.rotate",
+            &id,
+            None,
+            None,
+        )
+        .await;
         Ok(KeyView::of(&k, Some(plaintext)))
     }
     .await;
@@ -738,6 +805,7 @@ pub async fn rotate_key(
 /// Creates a team or user (shared with the CLI).
 pub async fn create_member(
     store: &Store,
+    actor: &str,
     entity: Entity,
     input: MemberInput,
 ) -> Result<MemberView, ApiError> {
@@ -761,7 +829,14 @@ pub async fn create_member(
     };
     edit_member(store, entity, &mut m, &input).await?;
     store.create_member(entity, &m).await.map_err(store_err)?;
-    Ok(MemberView::of(&m))
+    let view = MemberView::of(&m);
+    let action = if entity == Entity::Team {
+        "team.create"
+    } else {
+        "user.create"
+    };
+    audit::<MemberView, MemberView>(store, actor, action, &m.id, None, Some(&view)).await;
+    Ok(view)
 }
 
 async fn edit_member(
@@ -816,10 +891,11 @@ pub async fn post_member(
     body: axum::body::Bytes,
 ) -> Response {
     let r = async {
-        master_only(&admin(&state, &headers).await?)?;
+        let caller = admin(&state, &headers).await?;
+        master_only(&caller)?;
         let (entity, _) = entity_of(&kind).ok_or_else(|| not_found("route", &kind))?;
         let input: MemberInput = json_body(&body)?;
-        create_member(&state.inner.store, entity, input).await
+        create_member(&state.inner.store, caller.label(), entity, input).await
     }
     .await;
     match r {
@@ -1071,6 +1147,39 @@ pub async fn request(
             .map_err(store_err)?
             .ok_or_else(|| not_found("request", &id))?;
         Ok::<_, ApiError>(record_view(&rec))
+    }
+    .await;
+    match r {
+        Ok(v) => ok(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Query of `GET /admin/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records after this sequence number.
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /admin/audit`: the audit trail, oldest first, with a chain check.
+pub async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let r = async {
+        admin(&state, &headers).await?;
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        let rows = state
+            .inner
+            .store
+            .audit_records(q.after.unwrap_or(0), limit)
+            .await
+            .map_err(store_err)?;
+        Ok::<_, ApiError>(serde_json::json!({"object": "list", "data": rows}))
     }
     .await;
     match r {

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/keys/{id}/rotate", post(admin::rotate_key))
         .route("/admin/spend", get(admin::spend))
         .route("/admin/requests", get(admin::requests))
+        .route("/admin/audit", get(admin::audit_log))
         .route("/admin/requests/{id}", get(admin::request))
         .route("/admin/openapi.json", get(admin::openapi))
         .route(

@@ -102,6 +102,8 @@ pub enum Caller {
     Anonymous,
     /// A virtual key.
     Key(Arc<Principal>),
+    /// The operator at the command line (master rights).
+    Cli,
 }
 
 impl Caller {
@@ -109,6 +111,7 @@ impl Caller {
     pub fn label(&self) -> &str {
         match self {
             Caller::Master => "master",
+            Caller::Cli => "cli",
             Caller::Anonymous => "anonymous",
             Caller::Key(p) => &p.key.id,
         }
@@ -125,7 +128,7 @@ impl Caller {
     /// Whether the caller may use the admin API.
     pub fn is_admin(&self) -> bool {
         match self {
-            Caller::Master => true,
+            Caller::Master | Caller::Cli => true,
             Caller::Anonymous => false,
             Caller::Key(p) => p.is_admin(),
         }

@@ -265,3 +265,63 @@ models:
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn admin_actions_are_audited_with_before_and_after() {
+    let gw = Gateway::start("", &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/admin/keys")
+        .bearer_auth(MASTER)
+        .json(&json!({"rpm": 5}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let (id, key) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["key"].as_str().unwrap().to_owned(),
+    );
+    Gateway::client()
+        .patch(format!("{}/admin/keys/{id}", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({"rpm": 9}))
+        .send()
+        .await
+        .unwrap();
+    Gateway::client()
+        .delete(format!("{}/admin/keys/{id}", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = gw
+        .get("/admin/audit")
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = log["data"].as_array().unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["key.create", "key.update", "key.revoke"]);
+    assert!(
+        rows.iter()
+            .all(|r| r["actor"] == "master" && r["target"] == id.as_str())
+    );
+    let update = &rows[1];
+    assert!(
+        update["before_json"]
+            .as_str()
+            .unwrap()
+            .contains("\"rpm\":5")
+    );
+    assert!(update["after_json"].as_str().unwrap().contains("\"rpm\":9"));
+    assert_eq!(rows[1]["prev_hash"], rows[0]["hash"]);
+    assert!(
+        !log.to_string().contains(&key),
+        "no plaintext key in the audit trail"
+    );
+    assert_eq!(gw.store.verify_audit().await.unwrap(), (3, None));
+}

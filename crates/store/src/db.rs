@@ -112,6 +112,20 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX request_log_user ON request_log (user_id, started_at_ms);",
     ),
     (4, "ALTER TABLE request_log ADD COLUMN cost_breakdown TEXT;"),
+    (
+        5,
+        "CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_json TEXT,
+        after_json TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// The same schema for PostgreSQL.
@@ -202,6 +216,20 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     ),
     (2, "ALTER TABLE request_log ADD COLUMN cost_breakdown TEXT;"),
+    (
+        3,
+        "CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_json TEXT,
+        after_json TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// The connection pool of the configured database.
@@ -290,6 +318,9 @@ impl Get for PgRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Serialises audit appends within this process (PostgreSQL also takes a
+    /// transaction lock, for other replicas).
+    pub(crate) audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -356,7 +387,10 @@ impl Store {
     }
 
     async fn ready(pool: Pool) -> Result<Store, StoreError> {
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            audit_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        };
         store.migrate().await?;
         Ok(store)
     }

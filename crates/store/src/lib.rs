@@ -8,6 +8,7 @@
 //! handed to [`LogSink::record`] before [`LogWriter::shutdown`] is written (or
 //! its loss is logged as an error with a count).
 
+pub mod audit;
 mod db;
 pub mod governance;
 mod log;
