@@ -126,6 +126,23 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         hash TEXT NOT NULL
     );",
     ),
+    (
+        6,
+        "CREATE TABLE spend_hourly (
+        hour_ms INTEGER NOT NULL,
+        key_id TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cost_nanos INTEGER NOT NULL,
+        PRIMARY KEY (hour_ms, key_id, team_id, user_id, model, provider)
+    );
+    INSERT INTO spend_hourly SELECT (started_at_ms / 3600000) * 3600000, COALESCE(key_id, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), requested_model, COALESCE(provider, ''), COUNT(*), SUM(input_tokens), SUM(output_tokens), COALESCE(SUM(cost_nanos), 0) FROM request_log GROUP BY 1, 2, 3, 4, 5, 6;",
+    ),
 ];
 
 /// The same schema for PostgreSQL.
@@ -229,6 +246,23 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     );",
+    ),
+    (
+        4,
+        "CREATE TABLE spend_hourly (
+        hour_ms BIGINT NOT NULL,
+        key_id TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_nanos BIGINT NOT NULL,
+        PRIMARY KEY (hour_ms, key_id, team_id, user_id, model, provider)
+    );
+    INSERT INTO spend_hourly SELECT (started_at_ms / 3600000) * 3600000, COALESCE(key_id, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), requested_model, COALESCE(provider, ''), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM request_log GROUP BY 1, 2, 3, 4, 5, 6;",
     ),
 ];
 
@@ -507,6 +541,28 @@ impl Store {
             });
                 qb.build().execute(&mut *tx).await?;
             }
+            // Keep the hourly spend rollup current in the same transaction, so
+            // reports never scan the raw log.
+            for ((hour, key, team, user, model, provider), t) in rollup(records) {
+                let sql = "INSERT INTO spend_hourly (hour_ms, key_id, team_id, user_id, model, provider, requests, input_tokens, output_tokens, cost_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, key_id, team_id, user_id, model, provider) DO UPDATE SET requests = spend_hourly.requests + excluded.requests, input_tokens = spend_hourly.input_tokens + excluded.input_tokens, output_tokens = spend_hourly.output_tokens + excluded.output_tokens, cost_nanos = spend_hourly.cost_nanos + excluded.cost_nanos";
+                let sql = match self.pool {
+                    Pool::Sqlite(_) => sql.to_owned(),
+                    Pool::Pg(_) => pg(sql),
+                };
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(hour)
+                    .bind(key)
+                    .bind(team)
+                    .bind(user)
+                    .bind(model)
+                    .bind(provider)
+                    .bind(t.0)
+                    .bind(t.1)
+                    .bind(t.2)
+                    .bind(t.3)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
         });
         Ok(())
@@ -629,6 +685,31 @@ fn row_to_record(r: &impl Get) -> Result<RequestRecord, StoreError> {
         user_id: r.get("user_id")?,
         cost_breakdown: r.get("cost_breakdown")?,
     })
+}
+
+type RollupKey = (i64, String, String, String, String, String);
+
+/// A batch's totals per hour and dimension (requests, input, output, cost).
+fn rollup(
+    records: &[RequestRecord],
+) -> std::collections::BTreeMap<RollupKey, (i64, i64, i64, i64)> {
+    let mut out: std::collections::BTreeMap<RollupKey, (i64, i64, i64, i64)> = Default::default();
+    for r in records {
+        let key = (
+            r.started_at_ms.div_euclid(3_600_000) * 3_600_000,
+            r.key_id.clone().unwrap_or_default(),
+            r.team_id.clone().unwrap_or_default(),
+            r.user_id.clone().unwrap_or_default(),
+            r.requested_model.clone(),
+            r.provider.clone().unwrap_or_default(),
+        );
+        let t = out.entry(key).or_default();
+        t.0 += 1;
+        t.1 += to_i64(r.input_tokens);
+        t.2 += to_i64(r.output_tokens);
+        t.3 += r.cost_nanos.unwrap_or(0);
+    }
+    out
 }
 
 fn to_i64(v: u64) -> i64 {

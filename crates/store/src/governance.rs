@@ -182,12 +182,12 @@ impl GroupBy {
             GroupBy::Key => "key_id",
             GroupBy::Team => "team_id",
             GroupBy::User => "user_id",
-            GroupBy::Model => "requested_model",
+            GroupBy::Model => "model",
             GroupBy::Provider => "provider",
             GroupBy::Day if postgres => {
-                "to_char(to_timestamp(started_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+                "to_char(to_timestamp(hour_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
             }
-            GroupBy::Day => "strftime('%Y-%m-%d', started_at_ms / 1000, 'unixepoch')",
+            GroupBy::Day => "strftime('%Y-%m-%d', hour_ms / 1000, 'unixepoch')",
         }
     }
 }
@@ -410,8 +410,9 @@ impl Store {
             Scope::Team => "team_id",
             Scope::User => "user_id",
         };
+        // From the hourly rollup: budget periods start on whole hours.
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM request_log WHERE {col} = ? AND started_at_ms >= ?"
+            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM spend_hourly WHERE {col} = ? AND hour_ms >= ?"
         );
         Ok(with_pool!(&self.pool, p, sql = sql => {
             sqlx::query_scalar(sql).bind(id).bind(since_ms).fetch_one(p).await?
@@ -426,15 +427,17 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<SpendRow>, StoreError> {
         let expr = group.expr(matches!(self.pool, crate::db::Pool::Pg(_)));
+        // From the hourly rollup kept by the log writer: fast at any log size;
+        // `from`/`to` count whole hours (an hour is in if it starts in range).
         let sql = format!(
-            "SELECT {expr} AS g, COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos FROM request_log WHERE started_at_ms >= ? AND started_at_ms < ? GROUP BY 1 ORDER BY cost_nanos DESC, g"
+            "SELECT {expr} AS g, CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos FROM spend_hourly WHERE hour_ms >= ? AND hour_ms < ? GROUP BY 1 ORDER BY cost_nanos DESC, g"
         );
         with_pool!(&self.pool, p, sql = sql => {
             let rows = sqlx::query(sql).bind(from_ms).bind(to_ms).fetch_all(p).await?;
             rows.iter()
                 .map(|r| {
                     Ok(SpendRow {
-                        group: r.get("g")?,
+                        group: r.get::<Option<String>>("g")?.filter(|g| !g.is_empty()),
                         requests: r.get("requests")?,
                         input_tokens: r.get("input_tokens")?,
                         output_tokens: r.get("output_tokens")?,
@@ -562,21 +565,25 @@ mod tests {
         };
         s.insert_requests(&[
             rec("1", "k1", "t", 100, 10),
-            rec("2", "k1", "t", 50, 20),
-            rec("3", "k2", "t", 7, 30),
+            rec("2", "k1", "t", 50, 3_600_020),
+            rec("3", "k2", "t", 7, 7_200_030),
         ])
         .await
         .unwrap();
         assert_eq!(s.spend_since(Scope::Key, "k1", 0).await.unwrap(), 150);
-        assert_eq!(s.spend_since(Scope::Key, "k1", 15).await.unwrap(), 50);
+        // Budget periods start on whole hours; the rollup answers per hour.
+        assert_eq!(
+            s.spend_since(Scope::Key, "k1", 3_600_000).await.unwrap(),
+            50
+        );
         assert_eq!(s.spend_since(Scope::Team, "t", 0).await.unwrap(), 157);
-        let r = s.spend_report(GroupBy::Key, 0, 100).await.unwrap();
+        let r = s.spend_report(GroupBy::Key, 0, 10_000_000).await.unwrap();
         assert_eq!(r[0].group.as_deref(), Some("k1"));
         assert_eq!(
             (r[0].requests, r[0].cost_nanos, r[0].output_tokens),
             (2, 150, 4)
         );
-        let d = s.spend_report(GroupBy::Day, 0, 100).await.unwrap();
+        let d = s.spend_report(GroupBy::Day, 0, 10_000_000).await.unwrap();
         assert_eq!(d[0].group.as_deref(), Some("1970-01-01"));
     }
 }
