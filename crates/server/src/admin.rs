@@ -597,8 +597,12 @@ fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> 
     crate::edge::parse_json(raw)
 }
 
-fn ok<T: Serialize>(status: StatusCode, v: &T) -> Response {
-    (status, Json(v)).into_response()
+/// The JSON answer with `status`, or the error in the OpenAI envelope.
+fn respond<T: Serialize>(status: StatusCode, r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => (status, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
@@ -617,10 +621,7 @@ pub async fn post_key(
         create_key(&state.inner.store, &state.inner.governance, &caller, input).await
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::CREATED, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::CREATED, r)
 }
 
 /// `GET /admin/keys`.
@@ -634,10 +635,7 @@ pub async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> Res
         }))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 async fn load_key(state: &AppState, id: &str) -> Result<KeyRow, ApiError> {
@@ -661,10 +659,7 @@ pub async fn get_key(
         Ok::<_, ApiError>(KeyView::of(&load_key(&state, &id).await?, None))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// `PATCH /admin/keys/{id}`.
@@ -697,10 +692,7 @@ pub async fn patch_key(
         Ok::<_, ApiError>(after)
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// Revokes a key (shared with the CLI).
@@ -752,10 +744,7 @@ pub async fn delete_key(
         .await
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// `POST /admin/keys/{id}/rotate`: a new secret for the same key id; the old one stops working.
@@ -796,10 +785,7 @@ pub async fn rotate_key(
         Ok(KeyView::of(&k, Some(plaintext)))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// Creates a team or user (shared with the CLI).
@@ -898,10 +884,7 @@ pub async fn post_member(
         create_member(&state.inner.store, caller.label(), entity, input).await
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::CREATED, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::CREATED, r)
 }
 
 /// `GET /admin/{teams|users}`.
@@ -925,10 +908,7 @@ pub async fn list_members(
         }))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// `GET|PATCH|DELETE /admin/{teams|users}/{id}`.
@@ -971,10 +951,7 @@ pub async fn member(
         Ok::<_, ApiError>(MemberView::of(&m))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// Query of `GET /admin/spend`.
@@ -1019,10 +996,7 @@ pub async fn spend(
         Ok::<_, ApiError>(serde_json::json!({"object": "list", "group_by": q.group_by.as_deref().unwrap_or("key"), "from_ms": from, "to_ms": to, "data": data}))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// Query of `GET /admin/requests`.
@@ -1125,10 +1099,7 @@ pub async fn requests(
         }))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// `GET /admin/requests/{id}`: one request with every attempt.
@@ -1149,10 +1120,7 @@ pub async fn request(
         Ok::<_, ApiError>(record_view(&rec))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// Query of `GET /admin/audit`.
@@ -1182,10 +1150,7 @@ pub async fn audit_log(
         Ok::<_, ApiError>(serde_json::json!({"object": "list", "data": rows}))
     }
     .await;
-    match r {
-        Ok(v) => ok(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(StatusCode::OK, r)
 }
 
 /// `GET /admin/openapi.json`.
