@@ -57,6 +57,42 @@ pub struct Config {
     pub router: RouterConfig,
     /// Virtual keys, limits and budgets.
     pub governance: GovernanceConfig,
+    /// Payload capture and retention.
+    pub observability: ObservabilityConfig,
+}
+
+/// What share of requests to capture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Capture {
+    Off,
+    /// This percentage of requests (0 to 100).
+    Sampled(f64),
+    Always,
+}
+
+impl Capture {
+    /// Parses `off`, `always`, `sampled` (with `default_percent`) or `sampled:<percent>`.
+    pub fn parse(s: &str, default_percent: f64) -> Option<Capture> {
+        match s {
+            "off" => Some(Capture::Off),
+            "always" => Some(Capture::Always),
+            "sampled" => Some(Capture::Sampled(default_percent)),
+            other => {
+                let pct: f64 = other.strip_prefix("sampled:")?.trim().parse().ok()?;
+                (0.0..=100.0)
+                    .contains(&pct)
+                    .then_some(Capture::Sampled(pct))
+            }
+        }
+    }
+}
+
+/// Payload capture and retention.
+#[derive(Debug, Clone, Copy)]
+pub struct ObservabilityConfig {
+    pub capture: Capture,
+    pub capture_retention: Duration,
+    pub log_retention: Option<Duration>,
 }
 
 /// Governance settings.

@@ -30,6 +30,9 @@ pub struct RawConfig {
     /// Virtual keys, limits and budgets.
     #[serde(default)]
     pub governance: RawGovernance,
+    /// Payload capture and retention.
+    #[serde(default)]
+    pub observability: RawObservability,
     /// Serve `openai/<model>` and `anthropic/<model>` from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`
     /// (and `mock/<behaviour>` always). Default true.
     #[serde(default, deserialize_with = "opt_bool")]
@@ -265,6 +268,29 @@ pub struct RawHedge {
     #[serde(default, deserialize_with = "opt_f64")]
     #[schemars(with = "Option<f64>")]
     pub max_share: Option<f64>,
+}
+
+/// `observability:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObservability {
+    /// Store prompts and responses (redacted): `off` (default), `sampled` or
+    /// `always`. A key's or team's `metadata.capture` (`off`, `always`,
+    /// `sampled:<percent>`) overrides it.
+    pub capture: Option<String>,
+    /// Share of requests captured when `capture: sampled`, in percent. Default 10.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub capture_sample_percent: Option<u64>,
+    /// Captured payloads are deleted after this many days. Default 30.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub capture_retention_days: Option<u64>,
+    /// Request-log rows are deleted after this many days (spend rollups stay).
+    /// Default: kept.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub log_retention_days: Option<u64>,
 }
 
 /// `governance:`

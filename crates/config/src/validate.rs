@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::raw::{
-    RawDeployment, RawGovernance, RawModel, RawPrice, RawRouter, RawServer, RawStore,
+    RawDeployment, RawGovernance, RawModel, RawObservability, RawPrice, RawRouter, RawServer,
+    RawStore,
 };
 use crate::{
     ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
@@ -19,7 +20,7 @@ use crate::{
     Fallbacks, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret,
     ServerConfig, StoreConfig, Strategy, Timeouts,
 };
-use crate::{GovernanceConfig, RedisConfig};
+use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig};
 
 /// One problem in the configuration, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +69,14 @@ impl Errors {
     }
 }
 
-const TOP_LEVEL: [&str; 7] = [
+const TOP_LEVEL: [&str; 8] = [
     "server",
     "store",
     "deployments",
     "models",
     "router",
     "governance",
+    "observability",
     "env_providers",
 ];
 
@@ -109,6 +111,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     let mut raw_deployments: Vec<(String, RawDeployment)> = Vec::new();
     let mut router = RawRouter::default();
     let mut governance = RawGovernance::default();
+    let mut observability = RawObservability::default();
     let mut env_providers = None;
     for (key, value) in top {
         match key.as_str() {
@@ -130,6 +133,11 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
             "governance" => {
                 if let Some(g) = section(value, "governance", &mut errs) {
                     governance = g;
+                }
+            }
+            "observability" => {
+                if let Some(o) = section(value, "observability", &mut errs) {
+                    observability = o;
                 }
             }
             "deployments" => match value {
@@ -232,6 +240,34 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
     }
     let router = validate_router(&router, &mut errs);
     let governance = validate_governance(governance, env, &mut errs);
+    let observability = {
+        let pct = observability.capture_sample_percent.unwrap_or(10);
+        if pct > 100 {
+            errs.push(
+                "observability.capture_sample_percent",
+                "must be between 0 and 100",
+            );
+        }
+        let capture = match observability.capture.as_deref() {
+            None => Capture::Off,
+            Some(c) => Capture::parse(c, pct.min(100) as f64).unwrap_or_else(|| {
+                errs.push(
+                    "observability.capture",
+                    format!("{c:?} must be off, sampled or always"),
+                );
+                Capture::Off
+            }),
+        };
+        ObservabilityConfig {
+            capture,
+            capture_retention: Duration::from_secs(
+                86_400 * observability.capture_retention_days.unwrap_or(30).max(1),
+            ),
+            log_retention: observability
+                .log_retention_days
+                .map(|d| Duration::from_secs(86_400 * d.max(1))),
+        }
+    };
     let prefixes = if env_providers.unwrap_or(true) {
         env_prefixes(env, &mut errs)
     } else {
@@ -254,6 +290,7 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
         prefixes,
         router,
         governance,
+        observability,
     })
 }
 

@@ -1047,6 +1047,8 @@ fn record_view(r: &modelgate_store::RequestRecord) -> Value {
         "cost_breakdown": r.cost_breakdown.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
         "attempts": r.attempts.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
         "truncated": r.truncated,
+        "request_body": r.request_body,
+        "response_body": r.response_body,
         "metadata": r.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
     })
 }

@@ -106,6 +106,7 @@ pub async fn chat_completions(
     let mut resp = match served.value {
         ChatReply::Complete { body, usage } => {
             settle.ok(200, usage);
+            settle.capture_response(&body);
             let mut resp = json_response(body);
             cost_header(&mut resp, &settle);
             server_timing(&mut resp, &settle);
@@ -290,6 +291,9 @@ async fn admit(
     settle.alias(&alias);
     state.authorize_model(&caller, &req.model)?;
     settle.input_estimate = input_estimate(&req);
+    if state.should_capture(&caller) {
+        settle.capture_request(&raw);
+    }
     let principal = caller.principal().map(|p| &**p);
     if inner.governance.applies(principal, req.user.as_deref()) {
         let admitted = inner
@@ -433,6 +437,7 @@ impl Stream for SseBody {
                     if !forward {
                         continue;
                     }
+                    this.settle.capture_event(&data);
                     let mut buf = Vec::with_capacity(data.len() + 8);
                     sse::encode_data(&mut buf, &data);
                     return Poll::Ready(Some(Ok(Bytes::from(buf))));

@@ -107,6 +107,7 @@ pub async fn serve(
 ) -> std::io::Result<bool> {
     let token = state.inner.shutdown.clone();
     let in_flight = state.inner.in_flight.clone();
+    let retention = tokio::spawn(retention_loop(state.clone()));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
@@ -135,6 +136,7 @@ pub async fn serve(
         );
         token.cancel();
     }
+    retention.abort();
     // Every request settles (and queues its log record) before we return.
     if tokio::time::timeout(SETTLE_WAIT, in_flight.wait_idle())
         .await
@@ -146,6 +148,35 @@ pub async fn serve(
         );
     }
     Ok(drained)
+}
+
+/// Applies `observability` retention now and then every hour.
+async fn retention_loop(state: AppState) {
+    let obs = state.inner.config.observability;
+    loop {
+        let now = modelgate_store::now_ms();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match state
+            .inner
+            .store
+            .purge(
+                now - ms(obs.capture_retention),
+                obs.log_retention.map(|d| now - ms(d)),
+            )
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((cleared, deleted)) => {
+                tracing::info!(
+                    cleared,
+                    deleted,
+                    "retention: cleared old payloads and log rows"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "retention job failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 /// How long shutdown waits for cancelled requests to settle.

@@ -17,6 +17,14 @@ use crate::error::ApiError;
 use crate::governance::Admitted;
 use crate::state::{AppState, Caller, InFlightGuard};
 
+/// Largest captured payload kept (bytes); longer ones are cut.
+const CAPTURE_MAX: usize = 1024 * 1024;
+
+fn clip(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(CAPTURE_MAX)]);
+    text.into_owned()
+}
+
 /// The status recorded for a request the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
@@ -29,6 +37,8 @@ pub struct Settle {
     admitted: Option<Admitted>,
     /// The alias as a metric label.
     alias_label: String,
+    /// Capturing payloads: the stream's events so far.
+    capture: Option<String>,
     /// Every upstream attempt (for metrics).
     attempt_logs: Vec<AttemptLog>,
     started: Instant,
@@ -77,6 +87,7 @@ impl Settle {
             first_content: None,
             completed: false,
             alias_label: String::new(),
+            capture: None,
             attempt_logs: Vec::new(),
         }
     }
@@ -93,6 +104,29 @@ impl Settle {
                 None => "other".to_owned(),
             }
         };
+    }
+
+    /// Starts capturing: the (redacted) request now, the response later.
+    pub fn capture_request(&mut self, raw: &[u8]) {
+        self.rec.request_body = Some(modelgate_telemetry::redact(&clip(raw)));
+        self.capture = Some(String::new());
+    }
+
+    /// Captures a complete response body.
+    pub fn capture_response(&mut self, body: &[u8]) {
+        if self.capture.is_some() {
+            self.rec.response_body = Some(modelgate_telemetry::redact(&clip(body)));
+        }
+    }
+
+    /// Captures one streamed event (kept until the stream ends, bounded).
+    pub fn capture_event(&mut self, data: &[u8]) {
+        if let Some(buf) = &mut self.capture
+            && buf.len() < CAPTURE_MAX
+        {
+            buf.push_str(&String::from_utf8_lossy(data));
+            buf.push('\n');
+        }
     }
 
     /// Time spent in upstream attempts so far.
@@ -398,6 +432,12 @@ impl Settle {
     }
 
     fn finalize(&mut self) -> RequestRecord {
+        if let Some(events) = self.capture.take()
+            && self.rec.response_body.is_none()
+            && !events.is_empty()
+        {
+            self.rec.response_body = Some(modelgate_telemetry::redact(&events));
+        }
         let mut rec = std::mem::take(&mut self.rec);
         rec.latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         rec.ttft_us = self

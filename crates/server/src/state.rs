@@ -278,6 +278,34 @@ impl AppState {
         out
     }
 
+    /// Whether to capture this request's payloads: the key's, then the team's
+    /// `metadata.capture`, else `observability.capture` (sampling decided here).
+    pub fn should_capture(&self, caller: &Caller) -> bool {
+        use modelgate_config::Capture;
+        let default = self.inner.config.observability.capture;
+        let pct = match default {
+            Capture::Sampled(p) => p,
+            _ => 10.0,
+        };
+        let from_meta = |m: Option<&serde_json::Value>| {
+            m.and_then(|v| v.get("capture"))
+                .and_then(|v| v.as_str())
+                .and_then(|s| Capture::parse(s, pct))
+        };
+        let mode = caller
+            .principal()
+            .and_then(|p| {
+                from_meta(p.key.metadata.as_ref())
+                    .or_else(|| from_meta(p.team.as_ref().and_then(|t| t.metadata.as_ref())))
+            })
+            .unwrap_or(default);
+        match mode {
+            Capture::Off => false,
+            Capture::Always => true,
+            Capture::Sampled(p) => fastrand::f64() * 100.0 < p,
+        }
+    }
+
     /// The model allow-list of the caller's key, user and team.
     pub fn authorize_model(&self, caller: &Caller, model: &str) -> Result<(), ApiError> {
         match caller.principal() {

@@ -325,3 +325,78 @@ async fn admin_actions_are_audited_with_before_and_after() {
     );
     assert_eq!(gw.store.verify_audit().await.unwrap(), (3, None));
 }
+
+#[tokio::test]
+async fn payload_capture_honours_off_sampled_always_and_redacts() {
+    let gw = Gateway::start(
+        "observability:\n  capture: off\n",
+        &[("MODELGATE_MASTER_KEY", MASTER)],
+    )
+    .await;
+    let key = |meta: Value| {
+        let url = format!("{}/admin/keys", gw.url);
+        async move {
+            let r = Gateway::client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&json!({"metadata": meta}))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let always = key(json!({"capture": "always"})).await;
+    let never = key(json!({"capture": "sampled:0"})).await;
+    let default = key(json!({})).await;
+    let secret_prompt = "my mail is ana@example.com and my key sk-proj-abcdefghijklmnopqrstu";
+    let send = |k: String, stream: bool| {
+        let url = format!("{}{CHAT}", gw.url);
+        async move {
+            let r = Gateway::client()
+                .post(url)
+                .bearer_auth(k)
+                .json(&json!({"model": "mock/echo", "stream": stream, "messages": [{"role": "user", "content": secret_prompt}]}))
+                .send()
+                .await
+                .unwrap();
+            let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+            let _ = r.text().await;
+            id
+        }
+    };
+    let a = send(always.clone(), false).await;
+    let s = send(always, true).await;
+    let n = send(never, false).await;
+    let d = send(default, false).await;
+    let rec = gw.record(&a).await;
+    let req = rec.request_body.unwrap();
+    assert!(req.contains("[email]") && req.contains("[secret]"), "{req}");
+    assert!(
+        !req.contains("ana@example.com") && !req.contains("sk-proj-"),
+        "{req}"
+    );
+    let resp = rec.response_body.unwrap();
+    assert!(
+        resp.contains("chat.completion")
+            && resp.contains("[email]")
+            && !resp.contains("ana@example.com")
+    );
+    let streamed = gw.record(&s).await.response_body.unwrap();
+    assert!(streamed.contains("chat.completion.chunk") && !streamed.contains("ana@example.com"));
+    assert!(gw.record(&n).await.request_body.is_none(), "sampled at 0%");
+    assert!(gw.record(&d).await.request_body.is_none(), "default off");
+    let detail: Value = gw
+        .get(&format!("/admin/requests/{a}"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(detail["request_body"].as_str().unwrap().contains("[email]"));
+}

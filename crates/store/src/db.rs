@@ -143,6 +143,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     );
     INSERT INTO spend_hourly SELECT (started_at_ms / 3600000) * 3600000, COALESCE(key_id, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), requested_model, COALESCE(provider, ''), COUNT(*), SUM(input_tokens), SUM(output_tokens), COALESCE(SUM(cost_nanos), 0) FROM request_log GROUP BY 1, 2, 3, 4, 5, 6;",
     ),
+    (
+        7,
+        "ALTER TABLE request_log ADD COLUMN request_body TEXT;
+    ALTER TABLE request_log ADD COLUMN response_body TEXT;",
+    ),
 ];
 
 /// The same schema for PostgreSQL.
@@ -263,6 +268,11 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (hour_ms, key_id, team_id, user_id, model, provider)
     );
     INSERT INTO spend_hourly SELECT (started_at_ms / 3600000) * 3600000, COALESCE(key_id, ''), COALESCE(team_id, ''), COALESCE(user_id, ''), requested_model, COALESCE(provider, ''), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM request_log GROUP BY 1, 2, 3, 4, 5, 6;",
+    ),
+    (
+        5,
+        "ALTER TABLE request_log ADD COLUMN request_body TEXT;
+    ALTER TABLE request_log ADD COLUMN response_body TEXT;",
     ),
 ];
 
@@ -500,12 +510,12 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters, PostgreSQL 65535; 30 columns x 500 rows fits both.
+        // SQLite allows 32766 bound parameters, PostgreSQL 65535; 32 columns x 500 rows fits both.
         with_pool!(&self.pool, p, _sql = "" => {
             let mut tx = p.begin().await?;
             for chunk in records.chunks(500) {
                 let mut qb = QueryBuilder::new(
-                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown) ",
+                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown, request_body, response_body) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
@@ -537,7 +547,9 @@ impl Store {
                     .push_bind(&r.key_id)
                     .push_bind(&r.team_id)
                     .push_bind(&r.user_id)
-                    .push_bind(&r.cost_breakdown);
+                    .push_bind(&r.cost_breakdown)
+                    .push_bind(&r.request_body)
+                    .push_bind(&r.response_body);
             });
                 qb.build().execute(&mut *tx).await?;
             }
@@ -637,6 +649,28 @@ impl Store {
         })
     }
 
+    /// Retention: clears captured payloads older than `captures_before_ms` and
+    /// deletes log rows older than `log_before_ms` (spend rollups stay).
+    /// Returns (payloads cleared, rows deleted).
+    pub async fn purge(
+        &self,
+        captures_before_ms: i64,
+        log_before_ms: Option<i64>,
+    ) -> Result<(u64, u64), StoreError> {
+        let cleared = with_pool!(&self.pool, p, sql = "UPDATE request_log SET request_body = NULL, response_body = NULL WHERE started_at_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL)" => {
+            sqlx::query(sql).bind(captures_before_ms).execute(p).await?.rows_affected()
+        });
+        let deleted = match log_before_ms {
+            None => 0,
+            Some(before) => {
+                with_pool!(&self.pool, p, sql = "DELETE FROM request_log WHERE started_at_ms < ?" => {
+                    sqlx::query(sql).bind(before).execute(p).await?.rows_affected()
+                })
+            }
+        };
+        Ok((cleared, deleted))
+    }
+
     /// Closes the pool (checkpointing SQLite's WAL).
     pub async fn close(&self) {
         match &self.pool {
@@ -684,6 +718,8 @@ fn row_to_record(r: &impl Get) -> Result<RequestRecord, StoreError> {
         team_id: r.get("team_id")?,
         user_id: r.get("user_id")?,
         cost_breakdown: r.get("cost_breakdown")?,
+        request_body: r.get("request_body")?,
+        response_body: r.get("response_body")?,
     })
 }
 

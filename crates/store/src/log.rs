@@ -55,6 +55,10 @@ pub struct RequestRecord {
     pub user_id: Option<String>,
     /// Cost by kind of token, JSON in USD (`input_usd`, `cache_read_usd`, ...).
     pub cost_breakdown: Option<String>,
+    /// Captured (redacted) request, when capture applies.
+    pub request_body: Option<String>,
+    /// Captured (redacted) response: the JSON body, or a stream's text.
+    pub response_body: Option<String>,
 }
 
 enum Msg {
@@ -220,6 +224,48 @@ mod tests {
         assert!(got.seq > 0);
         got.seq = 0;
         assert_eq!(got, rec("last"));
+    }
+
+    #[tokio::test]
+    async fn retention_clears_payloads_and_old_rows() {
+        for store in crate::db::test_stores().await {
+            let mut old = rec("old");
+            old.started_at_ms = 1_000;
+            old.request_body = Some("{}".into());
+            let mut new = rec("new");
+            new.started_at_ms = 9_000_000;
+            new.request_body = Some("{}".into());
+            store.insert_requests(&[old, new]).await.unwrap();
+            assert_eq!(store.purge(5_000, None).await.unwrap(), (1, 0));
+            assert!(
+                store
+                    .get_request("old")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .request_body
+                    .is_none()
+            );
+            assert!(
+                store
+                    .get_request("new")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .request_body
+                    .is_some()
+            );
+            assert_eq!(store.purge(0, Some(5_000)).await.unwrap(), (0, 1));
+            assert!(store.get_request("old").await.unwrap().is_none());
+            // Spend rollups survive log retention.
+            assert_eq!(
+                store
+                    .spend_since(crate::governance::Scope::Key, "k", 0)
+                    .await
+                    .unwrap(),
+                0
+            );
+        }
     }
 
     #[tokio::test]

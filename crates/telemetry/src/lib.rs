@@ -264,6 +264,45 @@ impl Metrics {
     }
 }
 
+/// Redacts what must not be stored from captured payloads: secrets (API
+/// keys, bearer tokens, AWS access key ids), e-mail addresses, and long digit
+/// runs (card or account numbers).
+pub fn redact(text: &str) -> String {
+    use std::sync::OnceLock;
+    static PATTERNS: OnceLock<Patterns> = OnceLock::new();
+    let patterns = redaction_patterns(&PATTERNS);
+    let mut out = text.to_owned();
+    for (re, with) in patterns {
+        if re.is_match(&out) {
+            out = re.replace_all(&out, *with).into_owned();
+        }
+    }
+    out
+}
+
+type Patterns = Vec<(regex::Regex, &'static str)>;
+
+fn redaction_patterns(cell: &'static std::sync::OnceLock<Patterns>) -> &'static Patterns {
+    cell.get_or_init(|| {
+        [
+            (r"sk-[A-Za-z0-9_\-]{16,}", "[secret]"),
+            (
+                r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+[A-Za-z0-9._\-]{16,}",
+                "[secret]",
+            ),
+            (r"AKIA[0-9A-Z]{16}", "[secret]"),
+            (
+                r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
+                "[email]",
+            ),
+            (r"[0-9](?:[ \-]?[0-9]){12,18}", "[number]"),
+        ]
+        .into_iter()
+        .filter_map(|(p, r)| regex::Regex::new(p).ok().map(|re| (re, r)))
+        .collect()
+    })
+}
+
 /// `2xx`, `4xx`, `5xx`, or `499`-style codes as their class.
 pub fn status_class(status: u16) -> &'static str {
     match status {
@@ -278,6 +317,23 @@ pub fn status_class(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_redaction_pattern_compiles() {
+        static CELL: std::sync::OnceLock<Patterns> = std::sync::OnceLock::new();
+        assert_eq!(redaction_patterns(&CELL).len(), 5);
+    }
+
+    #[test]
+    fn redaction() {
+        let t = redact(
+            "mail ana@example.com, key sk-proj-abcdefghijklmnop1234 card 4111 1111 1111 1111 and AKIAABCDEFGHIJKLMNOP; Bearer abcdefghijklmnopqrstu ok 42",
+        );
+        assert_eq!(
+            t,
+            "mail [email], key [secret] card [number] and [secret]; [secret] ok 42"
+        );
+    }
 
     #[test]
     fn encodes_with_prefix_and_labels() {
