@@ -400,3 +400,29 @@ async fn payload_capture_honours_off_sampled_always_and_redacts() {
         .unwrap();
     assert!(detail["request_body"].as_str().unwrap().contains("[email]"));
 }
+
+#[test]
+fn grafana_dashboard_queries_exported_metrics() {
+    let dash: Value =
+        serde_json::from_str(include_str!("../../../docs/grafana/modelgate.json")).unwrap();
+    // Every family the gateway registers, by its exposition name.
+    let exposition = include_str!("../../telemetry/src/lib.rs");
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let name = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|w| w.starts_with("modelgate_"))
+                .unwrap();
+            let family = name
+                .trim_start_matches("modelgate_")
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_total");
+            assert!(
+                exposition.contains(&format!("register(\n            \"{family}\""))
+                    || exposition.contains(&format!("register(\"{family}\"")),
+                "{name} is not registered"
+            );
+        }
+    }
+}
