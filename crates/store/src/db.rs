@@ -148,6 +148,12 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE request_log ADD COLUMN request_body TEXT;
     ALTER TABLE request_log ADD COLUMN response_body TEXT;",
     ),
+    (
+        8,
+        "CREATE INDEX spend_hourly_key ON spend_hourly (key_id, hour_ms);
+    CREATE INDEX spend_hourly_team ON spend_hourly (team_id, hour_ms);
+    CREATE INDEX spend_hourly_user ON spend_hourly (user_id, hour_ms);",
+    ),
 ];
 
 /// The same schema for PostgreSQL.
@@ -273,6 +279,12 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         5,
         "ALTER TABLE request_log ADD COLUMN request_body TEXT;
     ALTER TABLE request_log ADD COLUMN response_body TEXT;",
+    ),
+    (
+        6,
+        "CREATE INDEX spend_hourly_key ON spend_hourly (key_id, hour_ms);
+    CREATE INDEX spend_hourly_team ON spend_hourly (team_id, hour_ms);
+    CREATE INDEX spend_hourly_user ON spend_hourly (user_id, hour_ms);",
     ),
 ];
 
