@@ -42,6 +42,8 @@ pub struct CallContext {
     /// An output-token cap to enforce upstream when the client set none (the
     /// budget reservation assumed it).
     pub output_cap: Option<u32>,
+    /// W3C `traceparent` for the upstream request (the client's trace, our span).
+    pub traceparent: Option<String>,
 }
 
 /// A successful chat call.

@@ -70,6 +70,11 @@ impl Upstreams {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             h.insert(HeaderName::from_static("x-request-id"), v);
         }
+        if let Some(tp) = &ctx.traceparent
+            && let Ok(v) = HeaderValue::from_str(tp)
+        {
+            h.insert(HeaderName::from_static("traceparent"), v);
+        }
         match d.provider {
             ProviderKind::Anthropic => {
                 h.insert(

@@ -53,6 +53,7 @@ pub async fn chat_completions(
         request_id: rid.0.clone(),
         created: unix_now(),
         output_cap: settle.budget_cap(),
+        traceparent: Some(crate::edge::upstream_traceparent(&headers)),
     };
     let tags = request_tags(&headers, &req);
     let plan = Plan {

@@ -73,6 +73,7 @@ pub async fn embeddings(
         request_id: rid.0.clone(),
         created: unix_now(),
         output_cap: None,
+        traceparent: Some(crate::edge::upstream_traceparent(&headers)),
     };
     let tags: Vec<String> = headers
         .get("x-modelgate-tags")

@@ -461,3 +461,34 @@ async fn in_band_stream_errors_end_the_stream_without_leaking_keys() {
     assert!(!text.contains("sk-upstream-secret-123"), "{text}");
     assert!(!data.iter().any(|d| d == "[DONE]"));
 }
+
+#[tokio::test]
+async fn the_client_trace_reaches_the_upstream() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    gw.post("/v1/chat/completions")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let tp = up.last().header("traceparent").unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "the gateway's own span is the parent upstream"
+    );
+    // Without one, a new trace starts here.
+    gw.post("/v1/chat/completions")
+        .json(&json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.last().header("traceparent").unwrap().len(), 55);
+}
