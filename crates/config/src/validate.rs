@@ -1140,6 +1140,13 @@ mod tests {
     }
 
     #[test]
+    fn env_providers_can_be_turned_off() {
+        let env = MapEnv::from_pairs([("OPENAI_API_KEY", "sk-1")]);
+        let c = Config::load(Some("env_providers: false\n"), &env).unwrap();
+        assert_eq!(c.prefixes.keys().collect::<Vec<_>>(), vec!["mock"]);
+    }
+
+    #[test]
     fn env_providers_follow_sdk_variables() {
         let env = MapEnv::from_pairs([
             ("OPENAI_API_KEY", "sk-1"),

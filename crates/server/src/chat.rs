@@ -295,22 +295,8 @@ async fn admit(
     if state.should_capture(&caller) {
         settle.capture_request(&raw);
     }
-    let principal = caller.principal().map(|p| &**p);
-    if inner.governance.applies(principal, req.user.as_deref()) {
-        let admitted = inner
-            .governance
-            .admit(
-                &inner.store,
-                principal,
-                req.user.as_deref(),
-                &state.reachable(&alias),
-                settle.input_estimate,
-                req.output_cap(),
-                req.n.unwrap_or(1),
-            )
-            .await?;
-        settle.admitted(admitted);
-    }
+    let (user, cap, n) = (req.user.as_deref(), req.output_cap(), req.n.unwrap_or(1));
+    state.admit(settle, &caller, user, &alias, cap, n).await?;
     Ok((req, raw, alias))
 }
 

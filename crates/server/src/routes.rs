@@ -43,22 +43,17 @@ pub async fn embeddings(
         state.authorize_model(&caller, &req.model)?;
         settle.input_estimate =
             modelgate_core::estimate_tokens(req.input.items().iter().map(String::len).sum());
-        let principal = caller.principal().map(|p| &**p);
-        if inner.governance.applies(principal, req.user.as_deref()) {
-            let admitted = inner
-                .governance
-                .admit(
-                    &inner.store,
-                    principal,
-                    req.user.as_deref(),
-                    &state.reachable(&alias),
-                    settle.input_estimate,
-                    Some(0),
-                    1,
-                )
-                .await?;
-            settle.admitted(admitted);
-        }
+        // Embeddings produce no output tokens: the hold covers the input only.
+        state
+            .admit(
+                &mut settle,
+                &caller,
+                req.user.as_deref(),
+                &alias,
+                Some(0),
+                1,
+            )
+            .await?;
         Ok((req, raw, alias))
     }
     .await;

@@ -249,6 +249,36 @@ impl AppState {
         }
     }
 
+    /// Governance admission for one request (rate limits and budget hold), when
+    /// any applies to this caller; what is granted is settled with the request.
+    pub async fn admit(
+        &self,
+        settle: &mut crate::settle::Settle,
+        caller: &Caller,
+        end_user: Option<&str>,
+        alias: &Arc<Alias>,
+        output_cap: Option<u32>,
+        choices: u32,
+    ) -> Result<(), ApiError> {
+        let principal = caller.principal().map(|p| &**p);
+        let gov = &self.inner.governance;
+        if gov.applies(principal, end_user) {
+            let admitted = gov
+                .admit(
+                    &self.inner.store,
+                    principal,
+                    end_user,
+                    &self.reachable(alias),
+                    settle.input_estimate,
+                    output_cap,
+                    choices,
+                )
+                .await?;
+            settle.admitted(admitted);
+        }
+        Ok(())
+    }
+
     /// `alias` with every deployment its fallback chains can reach (for the
     /// worst-case budget reservation: a fallback may be dearer).
     pub fn reachable(&self, alias: &Arc<Alias>) -> Alias {
