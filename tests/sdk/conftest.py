@@ -57,6 +57,12 @@ models:
   - name: echo-alias
     provider: mock
     model: echo
+observability:
+  # Only traces the client marks as sampled are exported (to the test's
+  # collector), so the rest of the suite sends none.
+  tracing:
+    endpoint: {{otlp}}
+    sample_ratio: 0
 """
 
 
@@ -108,11 +114,11 @@ class Gateway:
 
 
 def _start(
-    binary: Path, workdir: Path, attempt: int, upstream: str
+    binary: Path, workdir: Path, attempt: int, upstream: str, otlp: str
 ) -> tuple[subprocess.Popen, Gateway]:
     port = _free_port()
     config = workdir / "modelgate.yaml"
-    config.write_text(CONFIG_YAML.replace("{upstream}", upstream))
+    config.write_text(CONFIG_YAML.replace("{upstream}", upstream).replace("{otlp}", otlp))
     log_path = workdir / f"gateway-{attempt}.log"
     env = dict(os.environ)
     env["MODELGATE_MASTER_KEY"] = MASTER_KEY
@@ -187,8 +193,55 @@ def upstream() -> Iterator[str]:
         proc.wait(timeout=5)
 
 
+class OtlpCollector:
+    """A minimal OTLP/HTTP trace receiver: keeps the raw protobuf bodies of
+    every `POST /v1/traces` (tests decode them with the official
+    opentelemetry-proto package)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        bodies: list[tuple[dict, bytes]] = []
+        self.bodies = bodies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                if self.path == "/v1/traces":
+                    bodies.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    self.send_response(200)
+                else:
+                    self.send_response(404)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
-def gateway(upstream: str) -> Iterator[Gateway]:
+def otlp() -> Iterator[OtlpCollector]:
+    c = OtlpCollector()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: str, otlp: OtlpCollector) -> Iterator[Gateway]:
     binary = _binary()
     if not binary.is_file():
         pytest.exit(
@@ -202,7 +255,7 @@ def gateway(upstream: str) -> Iterator[Gateway]:
         # The free port is only reserved until we close the probe socket, so
         # another process could grab it: retry on an early exit.
         for attempt in range(3):
-            proc, gw = _start(binary, workdir, attempt, upstream)
+            proc, gw = _start(binary, workdir, attempt, upstream, otlp.url)
             deadline = time.monotonic() + READY_TIMEOUT_S
             ready = False
             while time.monotonic() < deadline:

@@ -97,6 +97,46 @@ pub fn peek_response(body: &[u8]) -> Option<ResponsePeek> {
     })
 }
 
+/// Response facts a trace records: `id`, `model` and each choice's
+/// `finish_reason`, from a `chat.completion` or a `chat.completion.chunk`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseFacts {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub finish_reasons: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct FactsWire<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<FactsChoiceWire<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct FactsChoiceWire<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads [`ResponseFacts`] from one JSON body or chunk (`None` if it is not JSON).
+pub fn response_facts(data: &[u8]) -> Option<ResponseFacts> {
+    let w: FactsWire<'_> = serde_json::from_slice(data).ok()?;
+    Some(ResponseFacts {
+        id: w.id.map(|s| s.into_owned()),
+        model: w.model.map(|s| s.into_owned()),
+        finish_reasons: w
+            .choices
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.finish_reason.map(|s| s.into_owned()))
+            .collect(),
+    })
+}
+
 #[derive(Deserialize)]
 struct ChunkPeekWire<'a> {
     #[serde(default, borrow)]
@@ -250,6 +290,23 @@ fn failure_from_error_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_facts_read_completions_and_chunks() {
+        let f = response_facts(
+            br#"{"id":"chatcmpl-1","model":"gpt-4o-2024","choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(f.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(f.model.as_deref(), Some("gpt-4o-2024"));
+        assert_eq!(f.finish_reasons, ["stop", "length"]);
+        let c = response_facts(
+            br#"{"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"x\"y"},"finish_reason":null}]}"#,
+        )
+        .unwrap();
+        assert!(c.finish_reasons.is_empty());
+        assert!(response_facts(b"not json").is_none());
+    }
 
     #[test]
     fn prepare_body_changes_model_and_injects_usage() {

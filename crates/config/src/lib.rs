@@ -88,11 +88,26 @@ impl Capture {
 }
 
 /// Payload capture and retention.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ObservabilityConfig {
     pub capture: Capture,
     pub capture_retention: Duration,
     pub log_retention: Option<Duration>,
+    /// OTLP trace export; `None` when off.
+    pub tracing: Option<TracingConfig>,
+}
+
+/// OpenTelemetry trace export (OTLP/HTTP, protobuf).
+#[derive(Debug, Clone)]
+pub struct TracingConfig {
+    /// The collector's traces URL.
+    pub endpoint: String,
+    /// Extra export headers (values are secrets).
+    pub headers: Vec<(String, Secret)>,
+    pub sample_ratio: f64,
+    pub parent_based: bool,
+    pub service_name: String,
+    pub timeout: Duration,
 }
 
 /// Governance settings.

@@ -291,6 +291,38 @@ pub struct RawObservability {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub log_retention_days: Option<u64>,
+    /// OpenTelemetry trace export over OTLP/HTTP (protobuf). Off unless set.
+    pub tracing: Option<RawTracing>,
+}
+
+/// `observability.tracing:`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// Off when false. Default true (when the section is present).
+    #[serde(default, deserialize_with = "opt_bool")]
+    #[schemars(with = "Option<bool>")]
+    pub enabled: Option<bool>,
+    /// The collector's OTLP/HTTP traces URL, e.g.
+    /// `http://127.0.0.1:4318/v1/traces`. A URL without a path gets `/v1/traces`.
+    pub endpoint: Option<String>,
+    /// Extra headers on export requests (e.g. an API key for a hosted backend).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Share of new traces recorded, 0 to 1. Default 1.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub sample_ratio: Option<f64>,
+    /// Follow the sampled flag of the client's `traceparent`. Default true.
+    #[serde(default, deserialize_with = "opt_bool")]
+    #[schemars(with = "Option<bool>")]
+    pub parent_based: Option<bool>,
+    /// `service.name` of the exported resource. Default `modelgate`.
+    pub service_name: Option<String>,
+    /// Timeout of one export request in milliseconds. Default 10000.
+    #[serde(default, deserialize_with = "opt_u64")]
+    #[schemars(with = "Option<u64>")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `governance:`

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::raw::{
     RawDeployment, RawGovernance, RawModel, RawObservability, RawPrice, RawRouter, RawServer,
-    RawStore,
+    RawStore, RawTracing,
 };
 use crate::{
     ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
@@ -20,7 +20,7 @@ use crate::{
     Fallbacks, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret,
     ServerConfig, StoreConfig, Strategy, Timeouts,
 };
-use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig};
+use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
 /// One problem in the configuration, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +258,12 @@ pub(crate) fn load(yaml: Option<&str>, env: &dyn Env) -> Result<Config, ConfigEr
                 Capture::Off
             }),
         };
+        let tracing = observability
+            .tracing
+            .as_ref()
+            .and_then(|t| validate_tracing(t, &mut errs));
         ObservabilityConfig {
+            tracing,
             capture,
             capture_retention: Duration::from_secs(
                 86_400 * observability.capture_retention_days.unwrap_or(30).max(1),
@@ -1126,6 +1131,72 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
     out
 }
 
+fn validate_tracing(t: &RawTracing, errs: &mut Errors) -> Option<TracingConfig> {
+    if t.enabled == Some(false) {
+        return None;
+    }
+    let endpoint = match t.endpoint.as_deref().map(str::trim) {
+        None => {
+            errs.push(
+                "observability.tracing.endpoint",
+                "is required (e.g. http://127.0.0.1:4318/v1/traces) unless enabled: false",
+            );
+            None
+        }
+        Some(endpoint) => {
+            let rest = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            match rest {
+                Some(r) if !r.is_empty() && !r.starts_with('/') => Some(if r.contains('/') {
+                    endpoint.to_owned()
+                } else {
+                    format!("{endpoint}/v1/traces")
+                }),
+                _ => {
+                    errs.push(
+                        "observability.tracing.endpoint",
+                        format!("{endpoint:?} must be an http:// or https:// URL"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let ratio = t.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&ratio) {
+        errs.push(
+            "observability.tracing.sample_ratio",
+            "must be between 0 and 1",
+        );
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &t.headers {
+        let valid_name = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !valid_name || v.bytes().any(|b| b < 0x20 && b != b'\t') {
+            errs.push(
+                format!("observability.tracing.headers.{k}"),
+                "is not a valid HTTP header",
+            );
+        }
+        headers.push((k.to_ascii_lowercase(), Secret::new(v.clone())));
+    }
+    Some(TracingConfig {
+        endpoint: endpoint?,
+        headers,
+        sample_ratio: ratio.clamp(0.0, 1.0),
+        parent_based: t.parent_based.unwrap_or(true),
+        service_name: t
+            .service_name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "modelgate".to_owned()),
+        timeout: Duration::from_millis(t.timeout_ms.unwrap_or(10_000).max(1)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1335,5 +1406,48 @@ models:
     fn schema_names_fields() {
         let s = Config::json_schema().to_string();
         assert!(s.contains("max_body_bytes") && s.contains("api_key_env"));
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_checked_when_set() {
+        let c = Config::load(None, &MapEnv::default()).unwrap();
+        assert!(c.observability.tracing.is_none());
+        let c = Config::load(
+            Some("observability:\n  tracing:\n    endpoint: http://127.0.0.1:4318\n"),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        let t = c.observability.tracing.unwrap();
+        assert_eq!(t.endpoint, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!((t.sample_ratio, t.parent_based), (1.0, true));
+        assert_eq!(t.service_name, "modelgate");
+        let c = Config::load(
+            Some("observability:\n  tracing:\n    enabled: false\n"),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        assert!(c.observability.tracing.is_none());
+        let errs = Config::load(
+            Some("observability:\n  tracing:\n    endpoint: ftp://x\n    sample_ratio: 2\n    headers: { \"bad name\": v }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("observability.tracing.endpoint"), "{errs}");
+        assert!(
+            errs.contains("observability.tracing.sample_ratio"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("observability.tracing.headers.bad name"),
+            "{errs}"
+        );
+        let errs = Config::load(
+            Some("observability:\n  tracing:\n    sample_ratio: 0.5\n"),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("observability.tracing.endpoint"), "{errs}");
     }
 }

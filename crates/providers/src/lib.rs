@@ -30,6 +30,28 @@ pub use transport::Upstreams;
 pub struct Target {
     pub deployment: Arc<Deployment>,
     pub upstream_model: String,
+    /// The attempt's span id: the parent the upstream sees in `traceparent`.
+    pub span_id: u64,
+}
+
+/// The trace an upstream request joins (W3C Trace Context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: u128,
+    pub sampled: bool,
+}
+
+impl TraceParent {
+    /// The `traceparent` header naming `span_id` as the parent:
+    /// <https://www.w3.org/TR/trace-context/#traceparent-header>.
+    pub fn header(&self, span_id: u64) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{}",
+            self.trace_id,
+            span_id,
+            if self.sampled { "01" } else { "00" }
+        )
+    }
 }
 
 /// Per-request facts a call needs.
@@ -42,8 +64,9 @@ pub struct CallContext {
     /// An output-token cap to enforce upstream when the client set none (the
     /// budget reservation assumed it).
     pub output_cap: Option<u32>,
-    /// W3C `traceparent` for the upstream request (the client's trace, our span).
-    pub traceparent: Option<String>,
+    /// The trace upstream requests join (sent as `traceparent` with the
+    /// attempt's span id).
+    pub trace: Option<TraceParent>,
 }
 
 /// A successful chat call.

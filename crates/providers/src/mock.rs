@@ -563,7 +563,7 @@ mod tests {
             request_id: "r1".into(),
             created: 1,
             output_cap: None,
-            traceparent: None,
+            trace: None,
         }
     }
 

@@ -61,7 +61,7 @@ impl Upstreams {
             .unwrap_or(&self.default)
     }
 
-    fn headers(d: &Deployment, ctx: &CallContext) -> HeaderMap {
+    fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             reqwest::header::CONTENT_TYPE,
@@ -70,8 +70,8 @@ impl Upstreams {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             h.insert(HeaderName::from_static("x-request-id"), v);
         }
-        if let Some(tp) = &ctx.traceparent
-            && let Ok(v) = HeaderValue::from_str(tp)
+        if let Some(tp) = &ctx.trace
+            && let Ok(v) = HeaderValue::from_str(&tp.header(span_id))
         {
             h.insert(HeaderName::from_static("traceparent"), v);
         }
@@ -113,16 +113,17 @@ impl Upstreams {
     /// Non-2xx responses are read (bounded) and classified.
     async fn send(
         &self,
-        d: &Deployment,
+        target: &Target,
         url: String,
         body: Vec<u8>,
         ctx: &CallContext,
     ) -> Result<reqwest::Response, CallError> {
+        let d = &*target.deployment;
         let provider = d.provider.as_str();
         let req = self
             .client(d)
             .post(url)
-            .headers(Self::headers(d, ctx))
+            .headers(Self::headers(d, ctx, target.span_id))
             .body(body);
         let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => {
@@ -222,7 +223,7 @@ impl Upstreams {
         let url = format!("{}/chat/completions", d.base_url);
         // The whole non-streaming exchange shares one deadline.
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(d, url, body, ctx).await?;
+        let resp = self.send(target, url, body, ctx).await?;
         if !stream {
             let body = Self::read_body(d, resp, deadline).await?;
             let peek = openai::peek_response(&body).ok_or_else(|| {
@@ -282,7 +283,7 @@ impl Upstreams {
         };
         let url = format!("{}/v1/messages", d.base_url);
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(d, url, body, ctx).await?;
+        let resp = self.send(target, url, body, ctx).await?;
         if !req.is_stream() {
             let body = Self::read_body(d, resp, deadline).await?;
             let parsed: modelgate_api::anthropic::MessagesResponse = serde_json::from_slice(&body)
@@ -334,7 +335,7 @@ impl Upstreams {
             })?;
         let url = format!("{}/embeddings", d.base_url);
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(d, url, body, ctx).await?;
+        let resp = self.send(target, url, body, ctx).await?;
         let body = Self::read_body(d, resp, deadline).await?;
         let usage = openai::peek_response(&body).and_then(|p| p.usage);
         Ok(EmbeddingsReply { body, usage })

@@ -41,7 +41,7 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let inner = &state.inner;
-    let mut settle = state.settle(&rid.0, "chat");
+    let mut settle = state.settle(&rid.0, "chat", &headers);
     let (req, raw, alias) = match admit(&state, &headers, body, &mut settle).await {
         Ok(x) => x,
         Err(e) => {
@@ -53,7 +53,7 @@ pub async fn chat_completions(
         request_id: rid.0.clone(),
         created: unix_now(),
         output_cap: settle.budget_cap(),
-        traceparent: Some(crate::edge::upstream_traceparent(&headers)),
+        trace: Some(settle.trace_parent()),
     };
     let tags = request_tags(&headers, &req);
     let plan = Plan {
@@ -108,6 +108,7 @@ pub async fn chat_completions(
         ChatReply::Complete { body, usage } => {
             settle.ok(200, usage);
             settle.capture_response(&body);
+            settle.response_facts(&body);
             let mut resp = json_response(body);
             cost_header(&mut resp, &settle);
             server_timing(&mut resp, &settle);
@@ -421,6 +422,7 @@ impl Stream for SseBody {
                         this.settle.stream_failed(failure.class, &failure.message);
                         return Poll::Ready(Some(Ok(error_event(failure))));
                     }
+                    this.settle.response_facts(&data);
                     if !forward {
                         continue;
                     }

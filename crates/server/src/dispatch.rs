@@ -43,6 +43,50 @@ pub struct AttemptLog {
     pub latency_us: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hedge: bool,
+    /// The attempt's trace span (the upstream's `traceparent` parent).
+    #[serde(skip)]
+    pub span_id: u64,
+    /// When the attempt started.
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
+    /// The deployment called.
+    #[serde(skip)]
+    pub target: Option<Arc<Deployment>>,
+}
+
+/// When an attempt started, and its span id.
+#[derive(Debug, Clone, Copy)]
+struct Began {
+    at: Instant,
+    span_id: u64,
+}
+
+impl Began {
+    fn now() -> Began {
+        Began {
+            at: Instant::now(),
+            span_id: fastrand::u64(1..),
+        }
+    }
+
+    fn log(
+        self,
+        c: &Candidate,
+        outcome: &'static str,
+        error_class: Option<&'static str>,
+        hedge: bool,
+    ) -> AttemptLog {
+        AttemptLog {
+            deployment: c.deployment.name.clone(),
+            outcome,
+            error_class,
+            latency_us: micros(Instant::now().saturating_duration_since(self.at)),
+            hedge,
+            span_id: self.span_id,
+            started: Some(self.at.into_std()),
+            target: Some(c.deployment.clone()),
+        }
+    }
 }
 
 /// A successful dispatch.
@@ -296,10 +340,11 @@ where
             in_alias += 1;
             last_deployment = Some(cand.deployment.clone());
             tried.insert(cand.deployment.name.clone());
-            let t0 = Instant::now();
+            let t0 = Began::now();
             let target = Target {
                 deployment: cand.deployment.clone(),
                 upstream_model: cand.deployment.upstream_model.clone(),
+                span_id: t0.span_id,
             };
             let hedge = alias
                 .hedge
@@ -340,10 +385,11 @@ where
                                 }
                                 Some(g2) => {
                                     tracing::info!(alias = %alias.name, slow = %cand.deployment.name, hedge = %second.deployment.name, "hedging");
-                                    let t2 = Instant::now();
+                                    let t2 = Began::now();
                                     let other = call(Target {
                                         deployment: second.deployment.clone(),
                                         upstream_model: second.deployment.upstream_model.clone(),
+                                        span_id: t2.span_id,
                                     });
                                     tokio::pin!(other);
                                     race(&mut first, &mut other, (guard, &cand, t0), (g2, &second, t2), deadline, &mut attempts).await
@@ -435,12 +481,11 @@ fn finish_attempt<T>(
     r: Result<Result<(T, Duration), ApiError>, tokio::time::error::Elapsed>,
     guard: modelgate_router::Attempt,
     cand: &Candidate,
-    t0: Instant,
+    t0: Began,
     hedge: bool,
     log: &mut Vec<AttemptLog>,
 ) -> AttemptResult<T> {
     let now = Instant::now();
-    let latency_us = micros(now.saturating_duration_since(t0));
     let r = r.unwrap_or_else(|_| {
         Err(ApiError::new(
             ErrorClass::UpstreamTimeout,
@@ -450,24 +495,12 @@ fn finish_attempt<T>(
     match r {
         Ok((value, ttft)) => {
             guard.finish(Outcome::Success { ttft }, now);
-            log.push(AttemptLog {
-                deployment: cand.deployment.name.clone(),
-                outcome: "ok",
-                error_class: None,
-                latency_us,
-                hedge,
-            });
+            log.push(t0.log(cand, "ok", None, hedge));
             Ok((value, cand.deployment.clone()))
         }
         Err(e) => {
             guard.finish(outcome_for(&e), now);
-            log.push(AttemptLog {
-                deployment: cand.deployment.name.clone(),
-                outcome: "error",
-                error_class: Some(e.class.as_str()),
-                latency_us,
-                hedge,
-            });
+            log.push(t0.log(cand, "error", Some(e.class.as_str()), hedge));
             Err(e)
         }
     }
@@ -478,8 +511,8 @@ fn finish_attempt<T>(
 async fn race<T, A, B>(
     first: &mut std::pin::Pin<&mut A>,
     second: &mut std::pin::Pin<&mut B>,
-    (g1, c1, t1): (modelgate_router::Attempt, &Candidate, Instant),
-    (g2, c2, t2): (modelgate_router::Attempt, &Candidate, Instant),
+    (g1, c1, t1): (modelgate_router::Attempt, &Candidate, Began),
+    (g2, c2, t2): (modelgate_router::Attempt, &Candidate, Began),
     deadline: Instant,
     log: &mut Vec<AttemptLog>,
 ) -> AttemptResult<T>
@@ -487,13 +520,7 @@ where
     A: Future<Output = Result<(T, Duration), ApiError>>,
     B: Future<Output = Result<(T, Duration), ApiError>>,
 {
-    let cancelled = |c: &Candidate, t: Instant, hedge: bool| AttemptLog {
-        deployment: c.deployment.name.clone(),
-        outcome: "cancelled",
-        error_class: None,
-        latency_us: micros(Instant::now().saturating_duration_since(t)),
-        hedge,
-    };
+    let cancelled = |c: &Candidate, t: Began, hedge: bool| t.log(c, "cancelled", None, hedge);
     tokio::select! {
         r = tokio::time::timeout_at(deadline, first.as_mut()) => {
             match finish_attempt(r, g1, c1, t1, false, log) {

@@ -131,41 +131,6 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     .with_code("invalid_type")
 }
 
-/// The W3C `traceparent` to send upstream: the client's trace id (a new one
-/// when the client sent none or a malformed header) with a fresh span id of
-/// ours, so the upstream's spans join the client's trace.
-/// Format: <https://www.w3.org/TR/trace-context/#traceparent-header>.
-pub fn upstream_traceparent(headers: &axum::http::HeaderMap) -> String {
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    };
-    let incoming = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.trim().split('-').collect();
-            match parts.as_slice() {
-                [ver, trace, parent, flags]
-                    if hex(ver, 2)
-                        && *ver != "ff"
-                        && hex(trace, 32)
-                        && hex(parent, 16)
-                        && hex(flags, 2)
-                        && *trace != "00000000000000000000000000000000" =>
-                {
-                    Some(((*trace).to_owned(), (*flags).to_owned()))
-                }
-                _ => None,
-            }
-        });
-    let (trace, flags) =
-        incoming.unwrap_or_else(|| (format!("{:032x}", fastrand::u128(1..)), "01".to_owned()));
-    let span = fastrand::u64(1..);
-    format!("00-{trace}-{span:016x}-{flags}")
-}
-
 /// Fallback for unknown `/v1` routes: 404 in the OpenAI envelope.
 pub async fn unknown_route(req: Request) -> Response {
     let path = req.uri().path().to_owned();
@@ -224,28 +189,6 @@ mod tests {
         assert_eq!(e.code.as_deref(), Some("invalid_json"));
         let e = parse_json::<ChatRequest>(br#"{"model":"m","messages":[]} x"#).unwrap_err();
         assert_eq!(e.code.as_deref(), Some("invalid_json"));
-    }
-
-    #[test]
-    fn traceparent_keeps_the_trace_and_makes_a_span() {
-        let mut h = axum::http::HeaderMap::new();
-        h.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        let tp = upstream_traceparent(&h);
-        assert!(
-            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-            "{tp}"
-        );
-        assert!(tp.ends_with("-01"));
-        assert!(!tp.contains("00f067aa0ba902b7"));
-        h.insert("traceparent", "garbage".parse().unwrap());
-        let fresh = upstream_traceparent(&h);
-        assert_eq!(fresh.len(), 55);
-        assert!(!fresh.contains("4bf92f35"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod governance;
 pub mod routes;
 pub mod settle;
 pub mod state;
+pub mod trace;
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
@@ -107,6 +108,7 @@ pub async fn serve(
 ) -> std::io::Result<bool> {
     let token = state.inner.shutdown.clone();
     let in_flight = state.inner.in_flight.clone();
+    let state_tracer = state.inner.tracer.clone();
     let retention = tokio::spawn(retention_loop(state.clone()));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -147,12 +149,15 @@ pub async fn serve(
             "requests did not settle after shutdown; their records may be lost"
         );
     }
+    if let Some(tracer) = &state_tracer {
+        tracer.flush(SETTLE_WAIT).await;
+    }
     Ok(drained)
 }
 
 /// Applies `observability` retention now and then every hour.
 async fn retention_loop(state: AppState) {
-    let obs = state.inner.config.observability;
+    let obs = state.inner.config.observability.clone();
     loop {
         let now = modelgate_store::now_ms();
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);

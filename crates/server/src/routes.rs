@@ -25,7 +25,7 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let inner = &state.inner;
-    let mut settle = state.settle(&rid.0, "embeddings");
+    let mut settle = state.settle(&rid.0, "embeddings", &headers);
     let admitted = async {
         let caller = state
             .authenticate(&headers)
@@ -68,7 +68,7 @@ pub async fn embeddings(
         request_id: rid.0.clone(),
         created: unix_now(),
         output_cap: None,
-        traceparent: Some(crate::edge::upstream_traceparent(&headers)),
+        trace: Some(settle.trace_parent()),
     };
     let tags: Vec<String> = headers
         .get("x-modelgate-tags")

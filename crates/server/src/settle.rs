@@ -51,6 +51,12 @@ pub struct Settle {
     first_content: Option<Instant>,
     /// A stream reached its clean end (so the provider's usage is final).
     completed: bool,
+    /// The request's trace (spans are exported on drop when recorded).
+    trace: crate::trace::TraceContext,
+    /// When the request arrived, Unix nanoseconds (span start).
+    started_unix_ns: u64,
+    /// Response id, model and finish reasons (read only for recorded traces).
+    facts: Option<modelgate_codec::openai::ResponseFacts>,
 }
 
 impl Settle {
@@ -60,7 +66,9 @@ impl Settle {
         in_flight: InFlightGuard,
         request_id: &str,
         route: &str,
+        headers: &axum::http::HeaderMap,
     ) -> Settle {
+        let trace = crate::trace::TraceContext::from_headers(headers, state.inner.tracer.as_ref());
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -89,6 +97,22 @@ impl Settle {
             alias_label: String::new(),
             capture: None,
             attempt_logs: Vec::new(),
+            trace,
+            started_unix_ns: crate::trace::now_unix_ns(),
+            facts: None,
+        }
+    }
+
+    /// The trace upstream requests join.
+    pub fn trace_parent(&self) -> modelgate_providers::TraceParent {
+        self.trace.upstream()
+    }
+
+    /// Notes a response body or stream chunk's id, model and finish reasons
+    /// (parsed only when the trace is recorded).
+    pub fn response_facts(&mut self, data: &[u8]) {
+        if self.trace.recorded {
+            crate::trace::merge_facts(&mut self.facts, data);
         }
     }
 
@@ -504,6 +528,18 @@ impl Drop for Settle {
         }
         let rec = self.finalize();
         self.observe(&rec);
+        if self.trace.recorded
+            && let Some(tracer) = &self.state.inner.tracer
+        {
+            tracer.export(crate::trace::spans(&crate::trace::Settled {
+                ctx: self.trace,
+                rec: &rec,
+                attempts: &self.attempt_logs,
+                started: (self.started, self.started_unix_ns),
+                ended: Instant::now(),
+                facts: self.facts.as_ref(),
+            }));
+        }
         tracing::info!(
             target: "modelgate::access",
             request_id = %rec.id,

@@ -43,6 +43,8 @@ pub struct Inner {
     pub governance: Governance,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<modelgate_telemetry::Metrics>,
+    /// OTLP trace export, when configured.
+    pub tracer: Option<modelgate_telemetry::tracer::Tracer>,
     /// Aliases made on demand for `provider/<model>` names (bounded).
     prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
 }
@@ -172,11 +174,36 @@ impl AppState {
         let governance = Governance::init(&config, &store, metrics.clone())
             .await
             .map_err(|e| StateError::Store(e.to_string()))?;
+        let tracer = match &config.observability.tracing {
+            None => None,
+            Some(t) => Some(
+                modelgate_telemetry::tracer::Tracer::start(
+                    modelgate_telemetry::tracer::TracerConfig {
+                        endpoint: t.endpoint.clone(),
+                        headers: t
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                            .collect(),
+                        sample_ratio: t.sample_ratio,
+                        parent_based: t.parent_based,
+                        service_name: t.service_name.clone(),
+                        timeout: t.timeout,
+                        batch_size: 512,
+                        interval: std::time::Duration::from_secs(1),
+                        queue: 4096,
+                    },
+                    metrics.trace.clone(),
+                )
+                .map_err(|e| StateError::Http(e.to_string()))?,
+            ),
+        };
         Ok(AppState {
             inner: Arc::new(Inner {
                 upstreams,
                 governance,
                 metrics,
+                tracer,
                 store,
                 log,
                 shutdown: CancellationToken::new(),
@@ -189,8 +216,19 @@ impl AppState {
     }
 
     /// Starts settling a request (see [`crate::settle`]).
-    pub fn settle(&self, request_id: &str, route: &str) -> crate::settle::Settle {
-        crate::settle::Settle::new(self, self.inner.in_flight.enter(), request_id, route)
+    pub fn settle(
+        &self,
+        request_id: &str,
+        route: &str,
+        headers: &axum::http::HeaderMap,
+    ) -> crate::settle::Settle {
+        crate::settle::Settle::new(
+            self,
+            self.inner.in_flight.enter(),
+            request_id,
+            route,
+            headers,
+        )
     }
 
     /// Runs `call` unless the drain deadline passes first.

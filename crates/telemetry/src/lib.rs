@@ -1,10 +1,13 @@
-//! Metric definitions.
+//! Metric definitions, and trace export over OTLP.
 //!
 //! Role: every Prometheus metric the gateway exports, in one registry, with
 //! labels kept low-cardinality by construction: alias and deployment names
 //! come from configuration (client-chosen `provider/<model>` names are folded
 //! to `provider/*`), status as a class (`2xx`), errors as fixed class labels.
 //! Never key ids, users or raw model strings from clients.
+
+pub mod otlp;
+pub mod tracer;
 
 use std::sync::atomic::AtomicU64;
 
@@ -112,6 +115,8 @@ pub struct Metrics {
     pub shared_state_failures: Family<KindLabels, Counter>,
     pub circuit_state: Family<DeploymentLabels, Gauge>,
     pub in_flight: Gauge,
+    /// Trace spans sent, dropped, and failed export requests.
+    pub trace: tracer::TracerCounters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -233,8 +238,25 @@ impl Metrics {
             "Requests being served",
             in_flight.clone(),
         );
+        let trace = tracer::TracerCounters::default();
+        registry.register(
+            "trace_spans_exported",
+            "Spans accepted by the OTLP collector",
+            trace.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped (export queue full or the collector failed)",
+            trace.dropped.clone(),
+        );
+        registry.register(
+            "trace_export_failures",
+            "OTLP export requests that failed",
+            trace.failed_exports.clone(),
+        );
         Metrics {
             registry,
+            trace,
             requests,
             request_duration,
             ttft,

@@ -24,6 +24,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod otlp;
 pub mod validate;
 
 /// How SSE bytes are cut into writes.
