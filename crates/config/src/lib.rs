@@ -43,7 +43,7 @@ pub const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
 pub const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
 
 /// The validated runtime configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
@@ -88,7 +88,7 @@ impl Capture {
 }
 
 /// Payload capture and retention.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObservabilityConfig {
     pub capture: Capture,
     pub capture_retention: Duration,
@@ -98,7 +98,7 @@ pub struct ObservabilityConfig {
 }
 
 /// OpenTelemetry trace export (OTLP/HTTP, protobuf).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TracingConfig {
     /// The collector's traces URL.
     pub endpoint: String,
@@ -111,7 +111,7 @@ pub struct TracingConfig {
 }
 
 /// Governance settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GovernanceConfig {
     /// Key-hashing secret; `None`: generated and kept in the store.
     pub key_secret: Option<Secret>,
@@ -128,7 +128,7 @@ pub struct GovernanceConfig {
 }
 
 /// Shared limits and budgets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
     pub url: Secret,
     pub prefix: String,
@@ -140,7 +140,7 @@ pub struct RedisConfig {
 }
 
 /// A public model name and how requests for it are routed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
     pub name: String,
     /// The deployment group (never empty).
@@ -264,7 +264,7 @@ impl Default for RouterConfig {
 }
 
 /// HTTP server settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The gateway master key. `None` means unauthenticated, loopback only.
@@ -274,7 +274,7 @@ pub struct ServerConfig {
 }
 
 /// Where the embedded store lives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
     pub sqlite_path: PathBuf,
     /// PostgreSQL instead of SQLite, when set.
@@ -366,7 +366,7 @@ impl Default for Timeouts {
 }
 
 /// One upstream deployment: where a public model name really goes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     /// Public name (`gpt-4o`, or the prefix `openai` for `openai/<model>` templates).
     pub name: String,

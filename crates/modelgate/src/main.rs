@@ -226,19 +226,25 @@ fn main() -> ExitCode {
             log_format,
         } => {
             init_logging(log_format);
-            let mut cfg = match load(config.as_deref()) {
+            // The same file and overrides on every (re)load.
+            let reload = move || -> Result<(Config, String), String> {
+                let text = read_config(config.as_deref())?;
+                let mut cfg = load_text(config.as_deref(), text.as_deref())?;
+                if let Some(l) = listen {
+                    cfg.server.listen = l;
+                }
+                if let Some(p) = &db {
+                    cfg.store.sqlite_path = p.clone();
+                }
+                Ok((cfg, text.unwrap_or_default()))
+            };
+            let (cfg, text) = match reload() {
                 Ok(c) => c,
                 Err(msg) => {
                     eprintln!("{msg}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(l) = listen {
-                cfg.server.listen = l;
-            }
-            if let Some(p) = db {
-                cfg.store.sqlite_path = p;
-            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -249,7 +255,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(serve(cfg)) {
+            match rt.block_on(serve(cfg, Arc::new(reload), text)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -387,13 +393,20 @@ async fn run_admin(cfg: Config, cmd: Admin) -> anyhow::Result<serde_json::Value>
 
 /// Loads the config, returning every error as printable text.
 fn load(path: Option<&Path>) -> Result<Config, String> {
-    let text = match path {
-        Some(p) => Some(
-            std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?,
-        ),
-        None => None,
-    };
-    Config::load(text.as_deref(), &ProcessEnv).map_err(|errs| {
+    load_text(path, read_config(path)?.as_deref())
+}
+
+/// The config file's text (`None` without a file).
+fn read_config(path: Option<&Path>) -> Result<Option<String>, String> {
+    path.map(|p| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+    })
+    .transpose()
+}
+
+/// Parses config `text` read from `path`, returning every error as printable text.
+fn load_text(path: Option<&Path>, text: Option<&str>) -> Result<Config, String> {
+    Config::load(text, &ProcessEnv).map_err(|errs| {
         let name = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "environment".into());
@@ -423,7 +436,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(
+    cfg: Config,
+    reload: modelgate_server::state::Reloader,
+    source: String,
+) -> anyhow::Result<()> {
     let listen = cfg.server.listen;
     if cfg.server.master_key.is_none() {
         if !listen.ip().is_loopback() {
@@ -442,7 +459,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let grace = cfg.server.shutdown_grace;
     let providers: Vec<String> = cfg.prefixes.keys().map(|p| format!("{p}/*")).collect();
     let models = cfg.models.len();
-    let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink).await?;
+    let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink)
+        .await?
+        .with_reloader(reload, &source);
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -478,6 +499,20 @@ async fn open_store(cfg: &Config) -> anyhow::Result<modelgate_store::Store> {
         None => modelgate_store::Store::open_sqlite(&cfg.store.sqlite_path)
             .await
             .with_context(|| format!("opening the store at {}", cfg.store.sqlite_path.display())),
+    }
+}
+
+/// SIGHUP re-reads the configuration (like `POST /admin/config/reload`).
+#[cfg(unix)]
+async fn reload_on_sighup(state: modelgate_server::AppState) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /admin/config/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        // The outcome is logged and audited by `reload`.
+        let _ = state.reload("signal:SIGHUP").await;
     }
 }
 

@@ -182,3 +182,85 @@ fn audit_verify_finds_a_flipped_byte() {
     assert!(err.contains("broken at record 1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// GET over plain HTTP/1.1 (status, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    Some((status, out))
+}
+
+/// Polls (bounded) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn sighup_reloads_the_config_file() {
+    let config = temp_file(
+        "reload.yaml",
+        "models:\n  - { name: first, provider: mock, model: echo }\n",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--db")
+        .arg(std::env::temp_dir().join(format!("mg-cli-hup-{}.db", std::process::id())))
+        .env_remove("MODELGATE_MASTER_KEY")
+        .env_remove("MODELGATE_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let models = || {
+        http_get(port, "/v1/models")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    eventually("the gateway to start", || models().contains("\"first\""));
+    std::fs::write(
+        &config,
+        "models:\n  - { name: second, provider: mock, model: echo }\n",
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    eventually("the reload", || {
+        let m = models();
+        m.contains("\"second\"") && !m.contains("\"first\"")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

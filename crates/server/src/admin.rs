@@ -585,7 +585,7 @@ fn admin_only(caller: &Caller) -> Result<(), ApiError> {
 
 async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let caller = state.authenticate(headers).await?;
-    if matches!(caller, Caller::Anonymous) && state.inner.config.server.master_key.is_none() {
+    if matches!(caller, Caller::Anonymous) && state.config().server.master_key.is_none() {
         // Keyless loopback mode: the local operator is the admin.
         return Ok(Caller::Master);
     }
@@ -960,6 +960,17 @@ pub struct SpendQuery {
     pub group_by: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+}
+
+/// `POST /admin/config/reload`: re-reads the configuration file and swaps it
+/// in atomically (or changes nothing and says why). Audited.
+pub async fn reload_config(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let r = async {
+        let caller = admin(&state, &headers).await?;
+        state.reload(caller.label()).await
+    }
+    .await;
+    respond(StatusCode::OK, r)
 }
 
 /// `GET /admin/spend?group_by=key|team|user|model|provider|day&from=&to=`.

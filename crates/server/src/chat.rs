@@ -62,11 +62,12 @@ pub async fn chat_completions(
         input_tokens: settle.input_estimate,
         client_deadline: client_deadline(&headers),
     };
+    let live = state.live();
     let call = |target: Target| {
-        let (req, raw, ctx) = (&req, &raw, &ctx);
+        let (req, raw, ctx, live) = (&req, &raw, &ctx, &live);
         async move {
             let t0 = Instant::now();
-            let reply = inner
+            let reply = live
                 .upstreams
                 .chat(&target, req, raw, ctx)
                 .await
@@ -269,14 +270,13 @@ async fn admit(
     body: Body,
     settle: &mut Settle,
 ) -> Result<(ChatRequest, Bytes, Arc<Alias>), ApiError> {
-    let inner = &state.inner;
     // Errors before the body is read leave it unread: `closing()` tells the client.
     let caller = state
         .authenticate(headers)
         .await
         .map_err(ApiError::closing)?;
     settle.caller(&caller);
-    let raw = read_body(body, inner.config.server.max_body_bytes)
+    let raw = read_body(body, state.config().server.max_body_bytes)
         .await
         .map_err(ApiError::closing)?;
     let req: ChatRequest = parse_json(&raw)?;

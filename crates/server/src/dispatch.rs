@@ -205,7 +205,8 @@ where
     F: Fn(Target) -> Fut,
     Fut: Future<Output = Result<(T, Duration), ApiError>>,
 {
-    let router = &state.inner.router;
+    let live = state.live();
+    let router = &*live.router;
     let start = Instant::now();
     router.note_request(start);
     let primary = plan.alias.clone();

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/keys/{id}/rotate", post(admin::rotate_key))
         .route("/admin/spend", get(admin::spend))
+        .route("/admin/config/reload", post(admin::reload_config))
         .route("/admin/requests", get(admin::requests))
         .route("/admin/audit", get(admin::audit_log))
         .route("/admin/requests/{id}", get(admin::request))
@@ -157,9 +158,9 @@ pub async fn serve(
 
 /// Applies `observability` retention now and then every hour.
 async fn retention_loop(state: AppState) {
-    let obs = state.inner.config.observability.clone();
     loop {
         let now = modelgate_store::now_ms();
+        let obs = state.config().observability.clone();
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         match state
             .inner

@@ -24,7 +24,6 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let inner = &state.inner;
     let mut settle = state.settle(&rid.0, "embeddings", &headers);
     let admitted = async {
         let caller = state
@@ -32,7 +31,7 @@ pub async fn embeddings(
             .await
             .map_err(ApiError::closing)?;
         settle.caller(&caller);
-        let raw = read_body(body, inner.config.server.max_body_bytes)
+        let raw = read_body(body, state.config().server.max_body_bytes)
             .await
             .map_err(ApiError::closing)?;
         let req: EmbeddingsRequest = parse_json(&raw)?;
@@ -87,11 +86,12 @@ pub async fn embeddings(
         input_tokens: settle.input_estimate,
         client_deadline: client_deadline(&headers),
     };
+    let live = state.live();
     let call = |target: Target| {
-        let (req, raw, ctx) = (&req, &raw, &ctx);
+        let (req, raw, ctx, live) = (&req, &raw, &ctx, &live);
         async move {
             let t0 = tokio::time::Instant::now();
-            let reply = inner.upstreams.embeddings(&target, req, raw, ctx).await?;
+            let reply = live.upstreams.embeddings(&target, req, raw, ctx).await?;
             Ok((reply, t0.elapsed()))
         }
     };
@@ -159,7 +159,7 @@ fn card(id: String, owned_by: &str) -> ModelCard {
 
 /// The models a caller may use: configured names plus the built-in mock behaviours.
 fn model_cards(state: &AppState) -> Vec<ModelCard> {
-    let config = &state.inner.config;
+    let config = state.config();
     let mut data: Vec<ModelCard> = config
         .models
         .iter()
@@ -224,8 +224,9 @@ pub async fn get_model(
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     let now = tokio::time::Instant::now();
-    for d in &inner.config.deployments {
-        let v = match inner.router.health(d).breaker(now) {
+    let live = state.live();
+    for d in &live.config.deployments {
+        let v = match live.router.health(d).breaker(now) {
             modelgate_router::BreakerState::Closed => 0,
             modelgate_router::BreakerState::HalfOpen { .. } => 1,
             modelgate_router::BreakerState::Open { .. } => 2,

@@ -119,7 +119,7 @@ impl Settle {
     /// Records the alias the request resolved to (as a low-cardinality label:
     /// configured names as they are, `provider/<model>` folded to `provider/*`).
     pub fn alias(&mut self, alias: &modelgate_config::Alias) {
-        let config = &self.state.inner.config;
+        let config = self.state.config();
         self.alias_label = if config.models.contains_key(&alias.name) {
             alias.name.clone()
         } else {
@@ -240,17 +240,7 @@ impl Settle {
         };
         let provider = rec.provider.clone().unwrap_or_else(|| "none".to_owned());
         let deployment = match &rec.deployment {
-            Some(d)
-                if self
-                    .state
-                    .inner
-                    .config
-                    .deployments
-                    .iter()
-                    .any(|x| &x.name == d) =>
-            {
-                d.clone()
-            }
+            Some(d) if self.state.config().deployments.iter().any(|x| &x.name == d) => d.clone(),
             Some(_) => format!("{provider}/*"),
             None => "none".to_owned(),
         };
@@ -304,7 +294,7 @@ impl Settle {
         if let Some(c) = rec.cost_nanos.filter(|c| *c > 0) {
             m.cost_usd.get_or_create(&ml).inc_by(c as f64 / 1e9);
         }
-        let config = &self.state.inner.config;
+        let config = self.state.config();
         for a in &self.attempt_logs {
             let dep = if config.deployments.iter().any(|d| d.name == a.deployment) {
                 a.deployment.clone()

@@ -27,26 +27,44 @@ pub struct AppState {
     pub inner: Arc<Inner>,
 }
 
-/// The shared parts.
-pub struct Inner {
+/// What a config reload replaces, in one atomic swap: requests load it once
+/// and see one consistent configuration.
+pub struct Live {
     pub config: Arc<Config>,
     pub upstreams: Upstreams,
+    /// Deployment health, strategies, retry budget (kept across reloads
+    /// unless the `router` section changed).
+    pub router: Arc<Router>,
+    /// Aliases made on demand for `provider/<model>` names (bounded).
+    prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
+}
+
+/// Re-reads the configuration (the same file and command-line overrides the
+/// gateway started with): the config and its source text.
+pub type Reloader = Arc<dyn Fn() -> Result<(Config, String), String> + Send + Sync>;
+
+/// The shared parts.
+pub struct Inner {
+    /// The current configuration and what is built from it.
+    pub live: arc_swap::ArcSwap<Live>,
+    /// How to re-read the configuration (`None`: reload is unavailable).
+    pub reloader: Option<Reloader>,
+    /// One reload at a time.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// SHA-256 (hex) of the configuration text now in force.
+    source_sha256: std::sync::Mutex<String>,
     pub store: Store,
     pub log: LogSink,
     /// Cancelled when the drain deadline passes: in-flight requests end and settle.
     pub shutdown: CancellationToken,
     /// Requests not yet settled.
     pub in_flight: Arc<InFlight>,
-    /// Deployment health, strategies, retry budget.
-    pub router: Router,
     /// Virtual keys, rate limits, budgets.
     pub governance: Governance,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<modelgate_telemetry::Metrics>,
     /// OTLP trace export, when configured.
     pub tracer: Option<modelgate_telemetry::tracer::Tracer>,
-    /// Aliases made on demand for `provider/<model>` names (bounded).
-    prefix_aliases: RwLock<HashMap<String, Arc<Alias>>>,
 }
 
 /// Most on-demand `provider/<model>` aliases kept; past it they are rebuilt per request.
@@ -158,17 +176,7 @@ impl AppState {
         store: Store,
         log: LogSink,
     ) -> Result<AppState, StateError> {
-        for d in &config.deployments {
-            let name = &d.name;
-            if d.provider == ProviderKind::Mock
-                && let Err(message) = mock::parse(&d.upstream_model)
-            {
-                return Err(StateError::BadMockModel {
-                    name: name.clone(),
-                    message,
-                });
-            }
-        }
+        check_mock_models(&config)?;
         let upstreams = Upstreams::new(&config).map_err(|e| StateError::Http(e.to_string()))?;
         let metrics = std::sync::Arc::new(modelgate_telemetry::Metrics::new());
         let governance = Governance::init(&config, &store, metrics.clone())
@@ -198,9 +206,18 @@ impl AppState {
                 .map_err(|e| StateError::Http(e.to_string()))?,
             ),
         };
+        let live = Live {
+            upstreams,
+            router: Arc::new(Router::new(config.router, &config.deployments, None)),
+            prefix_aliases: RwLock::new(HashMap::new()),
+            config,
+        };
         Ok(AppState {
             inner: Arc::new(Inner {
-                upstreams,
+                live: arc_swap::ArcSwap::from_pointee(live),
+                reloader: None,
+                reload_lock: tokio::sync::Mutex::new(()),
+                source_sha256: std::sync::Mutex::new(String::new()),
                 governance,
                 metrics,
                 tracer,
@@ -208,11 +225,37 @@ impl AppState {
                 log,
                 shutdown: CancellationToken::new(),
                 in_flight: Arc::new(InFlight::default()),
-                router: Router::new(config.router, &config.deployments, None),
-                prefix_aliases: RwLock::new(HashMap::new()),
-                config,
             }),
         })
+    }
+
+    /// Enables `POST /admin/config/reload` (and SIGHUP): `reloader` re-reads
+    /// the configuration; `source` is the text the gateway started from.
+    /// Call before serving.
+    pub fn with_reloader(self, reloader: Reloader, source: &str) -> AppState {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.source_sha256 = std::sync::Mutex::new(sha256_hex(source));
+                inner.reloader = Some(reloader);
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => {
+                tracing::warn!("config reload not enabled: the state is already shared");
+                AppState { inner }
+            }
+        }
+    }
+
+    /// The current configuration and what is built from it.
+    pub fn live(&self) -> Arc<Live> {
+        self.inner.live.load_full()
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.live.load().config.clone()
     }
 
     /// Starts settling a request (see [`crate::settle`]).
@@ -248,7 +291,8 @@ impl AppState {
     /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`): the
     /// master key, or a virtual key (`sk-mg-...`).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let master = self.inner.config.server.master_key.as_ref();
+        let master = self.inner.live.load().config.server.master_key.clone();
+        let master = master.as_ref();
         let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -350,7 +394,7 @@ impl AppState {
     /// `metadata.capture`, else `observability.capture` (sampling decided here).
     pub fn should_capture(&self, caller: &Caller) -> bool {
         use modelgate_config::Capture;
-        let default = self.inner.config.observability.capture;
+        let default = self.inner.live.load().config.observability.capture;
         let pct = match default {
             Capture::Sampled(p) => p,
             _ => 10.0,
@@ -389,7 +433,8 @@ impl AppState {
     /// Resolves a public model name to its alias (a configured one, or a
     /// single-deployment alias for `provider/<model>`).
     pub fn resolve(&self, model: &str) -> Result<Arc<Alias>, ApiError> {
-        let config = &self.inner.config;
+        let live = self.inner.live.load();
+        let config = &live.config;
         if model.is_empty() {
             return Err(ApiError::bad_param(
                 "model",
@@ -403,7 +448,7 @@ impl AppState {
             && !rest.is_empty()
             && let Some(template) = config.prefixes.get(prefix)
         {
-            if let Ok(cache) = self.inner.prefix_aliases.read()
+            if let Ok(cache) = live.prefix_aliases.read()
                 && let Some(a) = cache.get(model)
             {
                 return Ok(a.clone());
@@ -418,7 +463,7 @@ impl AppState {
             d.upstream_model = rest.to_owned();
             d.price = modelgate_config::catalog::lookup(template.provider.as_str(), rest);
             let alias = Arc::new(Alias::single(model.to_owned(), Arc::new(d)));
-            if let Ok(mut cache) = self.inner.prefix_aliases.write()
+            if let Ok(mut cache) = live.prefix_aliases.write()
                 && cache.len() < PREFIX_ALIAS_CACHE
             {
                 cache.insert(model.to_owned(), alias.clone());
@@ -431,6 +476,265 @@ impl AppState {
             _ => "see GET /v1/models for the models this gateway serves".to_owned(),
         };
         Err(not_found(model, &hint))
+    }
+}
+
+/// Mock deployments must name a known behaviour (checked at start and reload).
+fn check_mock_models(config: &Config) -> Result<(), StateError> {
+    for d in &config.deployments {
+        if d.provider == ProviderKind::Mock
+            && let Err(message) = mock::parse(&d.upstream_model)
+        {
+            return Err(StateError::BadMockModel {
+                name: d.name.clone(),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct ReloadChanges {
+    pub deployments_added: Vec<String>,
+    pub deployments_removed: Vec<String>,
+    pub deployments_changed: Vec<String>,
+    pub models_added: Vec<String>,
+    pub models_removed: Vec<String>,
+    pub models_changed: Vec<String>,
+    /// Other reloadable sections that changed (`router`, `observability`, ...).
+    pub sections_changed: Vec<String>,
+}
+
+impl ReloadChanges {
+    fn is_empty(&self) -> bool {
+        *self == ReloadChanges::default()
+    }
+}
+
+/// A reload's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// False when the new configuration equals the running one.
+    pub changed: bool,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    pub changes: ReloadChanges,
+}
+
+/// A snapshot of the reloadable configuration, for the audit trail (names
+/// only: no secrets, no URLs with credentials).
+#[derive(serde::Serialize)]
+struct ConfigSummary<'a> {
+    sha256: &'a str,
+    deployments: Vec<&'a str>,
+    models: Vec<&'a str>,
+}
+
+fn summary<'a>(c: &'a Config, sha: &'a str) -> ConfigSummary<'a> {
+    ConfigSummary {
+        sha256: sha,
+        deployments: c.deployments.iter().map(|d| d.name.as_str()).collect(),
+        models: c.models.keys().map(String::as_str).collect(),
+    }
+}
+
+fn diff(old: &Config, new: &Config) -> ReloadChanges {
+    let mut ch = ReloadChanges::default();
+    let old_d: HashMap<&str, &modelgate_config::Deployment> = old
+        .deployments
+        .iter()
+        .map(|d| (d.name.as_str(), &**d))
+        .collect();
+    let new_d: HashMap<&str, &modelgate_config::Deployment> = new
+        .deployments
+        .iter()
+        .map(|d| (d.name.as_str(), &**d))
+        .collect();
+    for d in &new.deployments {
+        match old_d.get(d.name.as_str()) {
+            None => ch.deployments_added.push(d.name.clone()),
+            Some(o) if **o != **d => ch.deployments_changed.push(d.name.clone()),
+            Some(_) => {}
+        }
+    }
+    for d in &old.deployments {
+        if !new_d.contains_key(d.name.as_str()) {
+            ch.deployments_removed.push(d.name.clone());
+        }
+    }
+    for (name, a) in &new.models {
+        match old.models.get(name) {
+            None => ch.models_added.push(name.clone()),
+            Some(o) if **o != **a => ch.models_changed.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    for name in old.models.keys() {
+        if !new.models.contains_key(name) {
+            ch.models_removed.push(name.clone());
+        }
+    }
+    if old.router != new.router {
+        ch.sections_changed.push("router".into());
+    }
+    if old.observability != new.observability {
+        ch.sections_changed.push("observability".into());
+    }
+    if old.prefixes != new.prefixes {
+        ch.sections_changed.push("env_providers".into());
+    }
+    ch
+}
+
+/// Sections a running gateway cannot take over: they need a restart.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if old.server != new.server {
+        out.push("server");
+    }
+    if old.store != new.store {
+        out.push("store");
+    }
+    if old.governance != new.governance {
+        out.push("governance");
+    }
+    if old.observability.tracing != new.observability.tracing {
+        out.push("observability.tracing");
+    }
+    out
+}
+
+impl AppState {
+    /// Re-reads the configuration and swaps it in atomically, or changes
+    /// nothing: an invalid file (every error listed), or a change to a section
+    /// that needs a restart, leaves the running configuration as it was.
+    /// Every attempt is written to the audit trail as `config.reload`.
+    pub async fn reload(&self, actor: &str) -> Result<Reloaded, ApiError> {
+        let Some(reloader) = self.inner.reloader.clone() else {
+            return Err(ApiError::new(
+                ErrorClass::Conflict,
+                "This gateway was not started from a configuration it can re-read.",
+            )
+            .with_code("reload_unavailable"));
+        };
+        let _one = self.inner.reload_lock.lock().await;
+        let old = self.live();
+        let old_sha = self
+            .inner
+            .source_sha256
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let loaded = tokio::task::spawn_blocking(move || reloader())
+            .await
+            .map_err(|e| ApiError::new(ErrorClass::Internal, format!("reload failed: {e}")))?;
+        let rejected = |message: String, code: &'static str| {
+            ApiError::new(ErrorClass::BadRequest, message).with_code(code)
+        };
+        let outcome: Result<(Live, ReloadChanges, String), ApiError> = match loaded {
+            Err(msg) => Err(rejected(
+                format!("The configuration was not reloaded: {msg}"),
+                "config_invalid",
+            )),
+            Ok((new, text)) => {
+                let blocked = restart_only(&old.config, &new);
+                if !blocked.is_empty() {
+                    Err(ApiError::new(
+                        ErrorClass::Conflict,
+                        format!(
+                            "The configuration was not reloaded: changes to {} need a restart.",
+                            blocked.join(", ")
+                        ),
+                    )
+                    .with_code("restart_required"))
+                } else if let Err(e) = check_mock_models(&new) {
+                    Err(rejected(
+                        format!("The configuration was not reloaded: {e}"),
+                        "config_invalid",
+                    ))
+                } else {
+                    match Upstreams::new(&new) {
+                        Err(e) => Err(rejected(
+                            format!("The configuration was not reloaded: {e}"),
+                            "config_invalid",
+                        )),
+                        Ok(upstreams) => {
+                            let changes = diff(&old.config, &new);
+                            let router = if old.config.router == new.router {
+                                old.router.clone()
+                            } else {
+                                Arc::new(Router::new(new.router, &new.deployments, None))
+                            };
+                            Ok((
+                                Live {
+                                    upstreams,
+                                    router,
+                                    prefix_aliases: RwLock::new(HashMap::new()),
+                                    config: Arc::new(new),
+                                },
+                                changes,
+                                sha256_hex(&text),
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        let store = &self.inner.store;
+        let before = summary(&old.config, &old_sha);
+        match outcome {
+            Err(e) => {
+                crate::admin::audit::<_, serde_json::Value>(
+                    store,
+                    actor,
+                    "config.reload_rejected",
+                    "config",
+                    Some(&before),
+                    Some(&serde_json::json!({"error": e.message})),
+                )
+                .await;
+                tracing::warn!(error = %e.message, "configuration reload rejected; nothing changed");
+                Err(e)
+            }
+            Ok((live, changes, sha)) => {
+                let changed = !changes.is_empty() || sha != old_sha;
+                let after = serde_json::json!({
+                    "config": summary(&live.config, &sha),
+                    "changes": &changes,
+                });
+                let result = Reloaded {
+                    changed,
+                    sha256_before: old_sha.clone(),
+                    sha256_after: sha.clone(),
+                    changes,
+                };
+                self.inner.live.store(Arc::new(live));
+                if let Ok(mut s) = self.inner.source_sha256.lock() {
+                    *s = sha;
+                }
+                crate::admin::audit(
+                    store,
+                    actor,
+                    "config.reload",
+                    "config",
+                    Some(&before),
+                    Some(&after),
+                )
+                .await;
+                tracing::info!(changes = ?result.changes, "configuration reloaded");
+                Ok(result)
+            }
+        }
     }
 }
 

@@ -35,17 +35,41 @@ impl Gateway {
         grace: Duration,
         store: Store,
     ) -> Gateway {
-        let env = MapEnv(
-            env.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        );
+        Self::start_inner(yaml, env, grace, store, None).await
+    }
+
+    /// Starts from the config file at `path`, re-read on
+    /// `POST /admin/config/reload` (as `modelgate serve --config` does).
+    pub async fn start_from_file(path: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
+        let yaml = std::fs::read_to_string(path).unwrap();
+        let store = Store::open_memory().await.unwrap();
+        let env_map = map_env(env);
+        let path = path.to_owned();
+        let reloader: modelgate_server::state::Reloader = Arc::new(move || {
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            let cfg = Config::load(Some(&text), &env_map).map_err(|e| e.to_string())?;
+            Ok((cfg, text))
+        });
+        Self::start_inner(&yaml, env, Duration::from_secs(30), store, Some(reloader)).await
+    }
+
+    async fn start_inner(
+        yaml: &str,
+        env: &[(&str, &str)],
+        grace: Duration,
+        store: Store,
+        reloader: Option<modelgate_server::state::Reloader>,
+    ) -> Gateway {
+        let env = map_env(env);
         let cfg = Config::load(if yaml.is_empty() { None } else { Some(yaml) }, &env)
             .unwrap_or_else(|e| panic!("config: {e}"));
         let (sink, writer) = modelgate_store::spawn_log_writer(store.clone());
-        let state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone())
+        let mut state = modelgate_server::AppState::new(Arc::new(cfg), store.clone(), sink.clone())
             .await
             .unwrap();
+        if let Some(r) = reloader {
+            state = state.with_reloader(r, yaml);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -135,4 +159,12 @@ pub fn stream_text(data: &[String]) -> String {
                 .map(str::to_owned)
         })
         .collect()
+}
+
+fn map_env(env: &[(&str, &str)]) -> MapEnv {
+    MapEnv(
+        env.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
 }
