@@ -137,9 +137,11 @@ pub async fn chat_completions(
 }
 
 /// `x-modelgate-deployment` and `x-modelgate-attempts`: which deployment
-/// served, after how many upstream attempts.
+/// served, after how many upstream attempts; `x-modelgate-cache`: the
+/// response cache's verdict (`off`: no cache applies to this request).
 pub(crate) fn decision_headers(resp: &mut Response, deployment: Option<&str>, attempts: usize) {
     let h = resp.headers_mut();
+    h.insert("x-modelgate-cache", HeaderValue::from_static("off"));
     if let Some(d) = deployment
         && let Ok(v) = HeaderValue::from_str(d)
     {

@@ -58,6 +58,7 @@ models:
     for _ in 0..2 {
         let r = ask("chat").await.unwrap();
         assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-modelgate-cache"], "off");
         assert!(
             r.headers()["server-timing"]
                 .to_str()
