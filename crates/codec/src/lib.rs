@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod json;
+pub mod messages;
 pub mod openai;
 pub mod sse;
 
