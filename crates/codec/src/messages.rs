@@ -54,7 +54,9 @@ fn unsupported(
     let param = param.into();
     Err(CodecError::new(
         param.clone(),
-        format!("'{param}': {what} cannot be sent to this model's provider (it takes the OpenAI chat format); use an Anthropic model, or set drop_unsupported_params on the model to drop it."),
+        format!(
+            "'{param}': {what} cannot be sent to this model's provider (it takes the OpenAI chat format); use an Anthropic model, or set drop_unsupported_params on the model to drop it."
+        ),
     ))
 }
 
@@ -162,24 +164,21 @@ pub fn to_chat(req: &MessagesRequest, opts: &ToChatOptions) -> Result<ChatReques
             }
         }
     }
-    let tools = match &req.tools {
-        None => None,
-        Some(defs) => Some(
-            defs.iter()
-                .map(|t| Tool {
-                    kind: "function".into(),
-                    function: Some(FunctionDef {
-                        name: t.name.clone(),
-                        description: t.description.clone(),
-                        parameters: Some(t.input_schema.clone()),
-                        strict: None,
-                        extra: Default::default(),
-                    }),
+    let tools = req.tools.as_ref().map(|defs| {
+        defs.iter()
+            .map(|t| Tool {
+                kind: "function".into(),
+                function: Some(FunctionDef {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters: Some(t.input_schema.clone()),
+                    strict: None,
                     extra: Default::default(),
-                })
-                .collect(),
-        ),
-    };
+                }),
+                extra: Default::default(),
+            })
+            .collect()
+    });
     let mut parallel_tool_calls = None;
     let tool_choice = match &req.tool_choice {
         None => None,

@@ -87,7 +87,9 @@ fn tool_choice_and_output_limit_variants() {
     .unwrap_err();
     assert_eq!(e.param, "tool_choice.name");
     let out = to_chat(
-        &req(json!({"model": "m", "max_tokens": 7, "messages": [{"role": "user", "content": "hi"}]})),
+        &req(
+            json!({"model": "m", "max_tokens": 7, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
         &ToChatOptions {
             max_completion_tokens: true,
             ..ToChatOptions::default()
@@ -217,9 +219,7 @@ fn a_chat_stream_becomes_messages_events() {
             Value::Null,
         ),
         delta(json!({}), json!("tool_calls")),
-        chunk(
-            json!({"usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
-        ),
+        chunk(json!({"usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}})),
     ] {
         events.extend(enc.on_chunk(&c));
     }
@@ -273,7 +273,12 @@ fn events_are_framed_with_their_names() {
     let names: Vec<String> = enc
         .finish()
         .iter()
-        .map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_owned())
+        .map(|e| {
+            serde_json::to_value(e).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(names, ["message_start", "message_delta", "message_stop"]);
 }

@@ -214,7 +214,7 @@ pub(crate) fn client_deadline(headers: &HeaderMap) -> Option<Duration> {
 /// buffering what comes before it. A failure, stall or empty stream before
 /// that is an attempt failure the caller may retry; nothing has reached the
 /// client yet. Returns the stream with the buffered events put back in front.
-async fn commit_stream(
+pub(crate) async fn commit_stream(
     mut s: ChatStream,
     first_token: Duration,
     t0: Instant,
@@ -356,7 +356,9 @@ pub(crate) fn json_response(body: Bytes) -> Response {
     resp
 }
 
-fn sse_response(body: SseBody) -> Response {
+pub(crate) fn sse_response(
+    body: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.insert(

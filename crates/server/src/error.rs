@@ -133,9 +133,37 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.envelope()).unwrap_or_default();
+impl ApiError {
+    /// The Anthropic error `type` for this error's status
+    /// (<https://docs.anthropic.com/en/api/errors>).
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 409 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The Anthropic envelope `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "error",
+            "error": {"type": self.anthropic_type(), "message": self.message},
+        })
+    }
+
+    /// The response for the Anthropic-dialect front door (`/v1/messages`).
+    pub fn into_anthropic_response(self) -> Response {
+        let body = serde_json::to_vec(&self.anthropic_envelope()).unwrap_or_default();
+        self.respond_with(body)
+    }
+
+    fn respond_with(self, body: Vec<u8>) -> Response {
         let mut resp = (self.status(), body).into_response();
         let h = resp.headers_mut();
         h.insert(
@@ -158,6 +186,13 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.envelope()).unwrap_or_default();
+        self.respond_with(body)
     }
 }
 

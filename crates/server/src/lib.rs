@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod edge;
 pub mod error;
 pub mod governance;
+pub mod messages;
 pub mod routes;
 pub mod settle;
 pub mod state;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/chat/completions",
             post(chat::chat_completions).fallback(edge::method_not_allowed),
+        )
+        .route(
+            "/v1/messages",
+            post(messages::messages).fallback(edge::method_not_allowed),
         )
         .route(
             "/v1/embeddings",

@@ -228,10 +228,10 @@ impl Settle {
     fn observe(&self, rec: &RequestRecord) {
         use modelgate_telemetry::*;
         let m = &self.state.inner.metrics;
-        let route: &'static str = if rec.route == "embeddings" {
-            "embeddings"
-        } else {
-            "chat"
+        let route: &'static str = match rec.route.as_str() {
+            "embeddings" => "embeddings",
+            "messages" => "messages",
+            _ => "chat",
         };
         let alias = if self.alias_label.is_empty() {
             "none".to_owned()

@@ -152,15 +152,10 @@ pub struct Settled<'a> {
 /// The request span and its attempt spans.
 pub fn spans(s: &Settled<'_>) -> Vec<Span> {
     let rec = s.rec;
-    let operation = if rec.route == "embeddings" {
-        "embeddings"
-    } else {
-        "chat"
-    };
-    let path = if operation == "embeddings" {
-        "/v1/embeddings"
-    } else {
-        "/v1/chat/completions"
+    let (operation, path) = match rec.route.as_str() {
+        "embeddings" => ("embeddings", "/v1/embeddings"),
+        "messages" => ("chat", "/v1/messages"),
+        _ => ("chat", "/v1/chat/completions"),
     };
     let end = unix_ns(s.started, s.ended);
     let mut root = Span {

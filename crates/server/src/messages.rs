@@ -1,0 +1,368 @@
+//! `POST /v1/messages`: the Anthropic Messages API at the front door.
+//!
+//! Same phases as [`crate::chat`] (authenticate → read → decode → resolve →
+//! admit → attempt loop → respond → settle), in the Anthropic dialect: the
+//! virtual key may come as `x-api-key`, errors use Anthropic's envelope, and
+//! streams are Messages events. Each attempt translates the request for its
+//! deployment with [`modelgate_codec::messages::to_chat`] (every provider path
+//! takes the chat dialect), and the reply is translated back.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
+use modelgate_api::anthropic::{Content, ContentBlock, MessagesRequest, System};
+use modelgate_api::openai::{ChatChunk, ChatCompletion};
+use modelgate_codec::messages::{EventEncoder, ToChatOptions, encode_event, from_chat, to_chat};
+use modelgate_config::{Alias, ProviderKind};
+use modelgate_core::ErrorClass;
+use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target};
+use tokio::time::Instant;
+
+use crate::chat::{client_deadline, commit_stream, decision_headers, sse_response, unix_now};
+use crate::dispatch::{self, Plan};
+use crate::edge::{RequestId, parse_json, read_body};
+use crate::error::ApiError;
+use crate::settle::Settle;
+use crate::state::AppState;
+
+/// Handler for `POST /v1/messages`.
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut settle = state.settle(&rid.0, "messages", &headers);
+    let (req, alias) = match admit(&state, &headers, body, &mut settle).await {
+        Ok(x) => x,
+        Err(e) => {
+            settle.fail(&e);
+            return e.into_anthropic_response();
+        }
+    };
+    let ctx = CallContext {
+        request_id: rid.0.clone(),
+        created: unix_now(),
+        output_cap: None,
+        trace: Some(settle.trace_parent()),
+    };
+    let tags = header_tags(&headers);
+    let plan = Plan {
+        alias,
+        tags: &tags,
+        input_tokens: settle.input_estimate,
+        client_deadline: client_deadline(&headers),
+    };
+    let live = state.live();
+    let call = |target: Target| {
+        let (req, ctx, live) = (&req, &ctx, &live);
+        async move {
+            let d = &target.deployment;
+            let opts = ToChatOptions {
+                drop_unsupported: d.drop_unsupported_params,
+                max_completion_tokens: d.provider == ProviderKind::OpenAi,
+            };
+            let chat = to_chat(req, &opts).map_err(ApiError::from)?;
+            let raw = Bytes::from(
+                serde_json::to_vec(&chat)
+                    .map_err(|e| ApiError::new(ErrorClass::Internal, e.to_string()))?,
+            );
+            let t0 = Instant::now();
+            let reply = live
+                .upstreams
+                .chat(&target, &chat, &raw, ctx)
+                .await
+                .map_err(ApiError::from)?;
+            match reply {
+                ChatReply::Complete { .. } => Ok((reply, t0.elapsed())),
+                ChatReply::Stream(s) => {
+                    let (s, ttft) = commit_stream(s, d.timeouts.first_token, t0).await?;
+                    Ok((ChatReply::Stream(s), ttft))
+                }
+            }
+        }
+    };
+    let outcome = state
+        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
+        .await;
+    let served = match outcome {
+        Err(e) => {
+            settle.fail(&e);
+            return e.into_anthropic_response();
+        }
+        Ok(Err(failed)) => {
+            settle.attempts(&failed.attempts);
+            if let Some(d) = &failed.last_deployment {
+                settle.deployment(d);
+            }
+            settle.fail(&failed.error);
+            let mut resp = failed.error.into_anthropic_response();
+            decision_headers(&mut resp, None, failed.attempts.len());
+            return resp;
+        }
+        Ok(Ok(served)) => served,
+    };
+    settle.deployment(&served.deployment);
+    settle.attempts(&served.attempts);
+    let rate_info = settle.rate_info();
+    let mut resp = match served.value {
+        ChatReply::Complete { body, usage } => {
+            settle.response_facts(&body);
+            let completion: ChatCompletion = match serde_json::from_slice(&body) {
+                Ok(c) => c,
+                Err(_) => {
+                    let e = ApiError::new(
+                        ErrorClass::UpstreamError,
+                        "The upstream returned a chat completion the gateway could not read.",
+                    );
+                    settle.fail(&e);
+                    return e.into_anthropic_response();
+                }
+            };
+            settle.ok(200, usage);
+            let out = serde_json::to_vec(&from_chat(&completion)).unwrap_or_default();
+            settle.capture_response(&out);
+            let mut resp = (StatusCode::OK, out).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            crate::chat::cost_header(&mut resp, &settle);
+            crate::chat::server_timing(&mut resp, &settle);
+            resp
+        }
+        ChatReply::Stream(stream) => {
+            settle.ok(200, None);
+            let encoder = EventEncoder::new(&rid.0, &req.model, settle.input_estimate);
+            sse_response(MessagesSse {
+                inner: stream,
+                settle,
+                encoder,
+                done: false,
+                shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
+            })
+        }
+    };
+    decision_headers(
+        &mut resp,
+        Some(&served.deployment.name),
+        served.attempts.len(),
+    );
+    if let Some(info) = rate_info {
+        crate::error::rate_headers(resp.headers_mut(), &info);
+    }
+    resp
+}
+
+/// `x-modelgate-tags: eu,gpu` (Messages has no metadata to carry them).
+fn header_tags(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get("x-modelgate-tags")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Authenticate, read, decode, validate, resolve and admit.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    settle: &mut Settle,
+) -> Result<(MessagesRequest, Arc<Alias>), ApiError> {
+    let caller = state
+        .authenticate(headers)
+        .await
+        .map_err(ApiError::closing)?;
+    settle.caller(&caller);
+    let raw = read_body(body, state.config().server.max_body_bytes)
+        .await
+        .map_err(ApiError::closing)?;
+    let req: MessagesRequest = parse_json(&raw)?;
+    let user = req.metadata.as_ref().and_then(|m| m.user_id.clone());
+    settle.request(&req.model, req.stream == Some(true), user.as_deref(), None);
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_param(
+            "messages",
+            "'messages' must contain at least one message.",
+        ));
+    }
+    if req.max_tokens == 0 {
+        return Err(ApiError::bad_param(
+            "max_tokens",
+            "'max_tokens' must be at least 1.",
+        ));
+    }
+    let alias = state.resolve(&req.model)?;
+    settle.alias(&alias);
+    state.authorize_model(&caller, &req.model)?;
+    settle.input_estimate = input_estimate(&req);
+    if state.should_capture(&caller) {
+        settle.capture_request(&raw);
+    }
+    state
+        .admit(
+            settle,
+            &caller,
+            user.as_deref(),
+            &alias,
+            Some(req.max_tokens),
+            1,
+        )
+        .await?;
+    Ok((req, alias))
+}
+
+/// About four characters per token over all text in the request.
+fn input_estimate(req: &MessagesRequest) -> u64 {
+    let blocks_len = |blocks: &[ContentBlock]| -> usize {
+        blocks
+            .iter()
+            .map(|b| match b {
+                ContentBlock::Text { text, .. } => text.len(),
+                ContentBlock::ToolUse { input, .. } => input.to_string().len(),
+                ContentBlock::ToolResult {
+                    content: Some(Content::Text(t)),
+                    ..
+                } => t.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let system = match &req.system {
+        Some(System::Text(s)) => s.len(),
+        Some(System::Blocks(b)) => blocks_len(b),
+        None => 0,
+    };
+    let messages: usize = req
+        .messages
+        .iter()
+        .map(|m| match &m.content {
+            Content::Text(s) => s.len(),
+            Content::Blocks(b) => blocks_len(b),
+        })
+        .sum();
+    modelgate_core::estimate_tokens(system + messages)
+}
+
+/// The client-facing Messages event stream over a chat stream.
+struct MessagesSse {
+    inner: ChatStream,
+    settle: Settle,
+    encoder: EventEncoder,
+    done: bool,
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl MessagesSse {
+    fn fail(&mut self, class: ErrorClass, message: &str) -> Bytes {
+        self.done = true;
+        self.settle.stream_failed(class, message);
+        let e = ApiError::new(class, message);
+        let ev = self.encoder.error(e.anthropic_type(), message);
+        let mut buf = Vec::new();
+        encode_event(&mut buf, &ev);
+        Bytes::from(buf)
+    }
+}
+
+impl Stream for MessagesSse {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            let b = this.fail(
+                ErrorClass::ShuttingDown,
+                "the gateway is shutting down and its drain deadline passed",
+            );
+            return Poll::Ready(Some(Ok(b)));
+        }
+        loop {
+            let item = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match item {
+                Some(StreamItem::Chunk {
+                    data,
+                    has_content,
+                    content_chars,
+                    usage,
+                    ..
+                }) => {
+                    if !this.settle.chunk(has_content, content_chars, usage) {
+                        let b = this.fail(
+                            ErrorClass::BudgetExceeded,
+                            "the stream was stopped: continuing would exceed a hard budget",
+                        );
+                        return Poll::Ready(Some(Ok(b)));
+                    }
+                    this.settle.response_facts(&data);
+                    let Ok(chunk) = serde_json::from_slice::<ChatChunk>(&data) else {
+                        continue;
+                    };
+                    let events = this.encoder.on_chunk(&chunk);
+                    if events.is_empty() {
+                        continue;
+                    }
+                    let mut buf = Vec::new();
+                    for ev in &events {
+                        encode_event(&mut buf, ev);
+                    }
+                    this.settle.capture_event(&buf);
+                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                }
+                Some(StreamItem::Done) => {
+                    this.done = true;
+                    this.settle.completed();
+                    let mut buf = Vec::new();
+                    for ev in &this.encoder.finish() {
+                        encode_event(&mut buf, ev);
+                    }
+                    this.settle.capture_event(&buf);
+                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                }
+                Some(StreamItem::Failed(failure)) => {
+                    tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
+                    let b = this.fail(failure.class, &failure.message);
+                    return Poll::Ready(Some(Ok(b)));
+                }
+                None => {
+                    let b = this.fail(
+                        ErrorClass::UpstreamError,
+                        "upstream stream ended unexpectedly",
+                    );
+                    return Poll::Ready(Some(Ok(b)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MessagesSse {
+    fn drop(&mut self) {
+        if !self.done {
+            self.settle.client_gone();
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! `POST /v1/messages` (Anthropic dialect at the front door) over OpenAI-format
+//! upstreams and the mock provider.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Gateway;
+use modelgate_testkit::{MockUpstream, Reply, Split, openai_stream};
+use serde_json::{Value, json};
+
+const MASTER: &str = "mg-master-messages";
+
+fn config(up: &MockUpstream) -> String {
+    format!(
+        r#"
+deployments:
+  - {{ name: oai, provider: openai, model: gpt-4o-mini, base_url: "{}/v1", api_key: sk-up-1, price: {{ input: 1, output: 2 }} }}
+models:
+  - name: claude-via-gpt
+    deployments: [oai]
+"#,
+        up.url()
+    )
+}
+
+/// `(event name, data)` pairs of an Anthropic SSE body.
+fn events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (name, serde_json::from_str(&data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tool_turn_is_translated_both_ways() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({
+            "model": "claude-via-gpt", "max_tokens": 300,
+            "system": "You are terse.",
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "18C and sunny"}]}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-modelgate-deployment"], "oai");
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["role"], "assistant");
+    // The mock upstream answers tool offers with a call that fits the schema.
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(body["content"][0]["type"], "tool_use");
+    assert_eq!(body["content"][0]["id"], "call_up_1");
+    assert_eq!(body["content"][0]["name"], "get_weather");
+    assert!(body["content"][0]["input"]["city"].is_string(), "{body}");
+    assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    // cached prompt tokens are split out of input_tokens, as Anthropic reports them.
+    assert_eq!(body["usage"]["cache_read_input_tokens"], 2);
+    assert_eq!(body["usage"]["input_tokens"], 7);
+
+    let sent = up.last().json();
+    assert_eq!(sent["model"], "gpt-4o-mini");
+    assert_eq!(sent["max_completion_tokens"], 300);
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "You are terse."})
+    );
+    assert_eq!(
+        sent["messages"][2]["tool_calls"][0]["function"],
+        json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
+    );
+    assert_eq!(
+        sent["messages"][3],
+        json!({"role": "tool", "content": "18C and sunny", "tool_call_id": "toolu_01"})
+    );
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+    assert!(
+        up.last()
+            .header("authorization")
+            .unwrap()
+            .contains("sk-up-1")
+    );
+
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.route, "messages");
+    assert_eq!(rec.status, 200);
+    assert_eq!((rec.input_tokens, rec.output_tokens), (9, 4));
+    assert!(rec.cost_nanos.unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_stream_becomes_messages_events_whatever_the_split() {
+    let up = MockUpstream::start().await;
+    up.push(
+        "/v1/chat/completions",
+        Reply::sse(
+            openai_stream(&["Hel", "lo ", "there"], true),
+            Split::Awkward,
+        ),
+    );
+    let gw = Gateway::start(&config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .bearer_auth(MASTER)
+        .json(
+            &json!({"model": "claude-via-gpt", "max_tokens": 50, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let evs = events(&r.text().await.unwrap());
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    for (n, d) in &evs {
+        assert_eq!(d["type"], n.as_str(), "event name matches its type");
+    }
+    let text: String = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello there");
+    let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    // The gateway asked the upstream for usage.
+    assert_eq!(up.last().json()["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn errors_use_the_anthropic_envelope() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let post = |key: &str, body: Value| {
+        gw.post("/v1/messages")
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let ok_body = json!({"model": "claude-via-gpt", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let cases = [
+        (post("wrong-key", ok_body.clone()).await.unwrap(), 401, "authentication_error"),
+        (
+            post(MASTER, json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+                .await
+                .unwrap(),
+            404,
+            "not_found_error",
+        ),
+        (
+            post(MASTER, json!({"model": "claude-via-gpt", "messages": [{"role": "user", "content": "hi"}]}))
+                .await
+                .unwrap(),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            post(MASTER, json!({"model": "claude-via-gpt", "max_tokens": 5, "top_k": 3, "messages": [{"role": "user", "content": "hi"}]}))
+                .await
+                .unwrap(),
+            400,
+            "invalid_request_error",
+        ),
+    ];
+    let mut messages = Vec::new();
+    for (r, status, kind) in cases {
+        assert_eq!(r.status(), status);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], kind, "{body}");
+        messages.push(body["error"]["message"].as_str().unwrap().to_owned());
+    }
+    assert!(messages[2].contains("max_tokens"), "{}", messages[2]);
+    assert!(messages[3].contains("top_k"), "{}", messages[3]);
+
+    // An upstream failure keeps its status class and is not retried on a 400.
+    up.push(
+        "/v1/chat/completions",
+        Reply::error(
+            429,
+            json!({"error": {"message": "slow down", "type": "rate_limit_error"}}),
+        ),
+    );
+    let r = post(MASTER, ok_body).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+}
+
+#[tokio::test]
+async fn the_mock_provider_serves_messages_too() {
+    let gw = Gateway::start("", &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .json(
+            &json!({"model": "mock/echo", "max_tokens": 20, "stream": true,
+                      "messages": [{"role": "user", "content": "ping pong"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    let text: String = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect();
+    assert!(text.contains("ping pong"), "{text}");
+}
