@@ -1,7 +1,8 @@
 """The official Anthropic Python SDK against `POST /v1/messages`.
 
 The gateway serves the Messages API over any provider: here the OpenAI-format
-mock upstream (`up-gpt`) and the built-in mock provider. The SDK's own stream
+mock upstream (`up-gpt`, translated), the Anthropic-format one (`up-claude`,
+passed through) and the built-in mock provider. The SDK's own stream
 accumulator checks that the events are well-formed (block indices, deltas,
 message_delta usage).
 """
@@ -29,9 +30,13 @@ def claude(base_url: str, master_key: str):
     c.close()
 
 
-def test_create_returns_a_message(claude):
+MODELS = ["up-gpt", "up-claude"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_create_returns_a_message(claude, model):
     msg = claude.messages.create(
-        model="up-gpt",
+        model=model,
         max_tokens=64,
         system="Be terse.",
         messages=[{"role": "user", "content": "Say hi"}],
@@ -43,9 +48,10 @@ def test_create_returns_a_message(claude):
     assert msg.usage.output_tokens > 0
 
 
-def test_stream_accumulates_text(claude):
+@pytest.mark.parametrize("model", MODELS)
+def test_stream_accumulates_text(claude, model):
     with claude.messages.stream(
-        model="up-gpt",
+        model=model,
         max_tokens=64,
         messages=[{"role": "user", "content": "Tell me something"}],
     ) as stream:
@@ -56,9 +62,10 @@ def test_stream_accumulates_text(claude):
     assert final.usage.output_tokens > 0
 
 
-def test_stream_with_tools_yields_a_complete_tool_use(claude):
+@pytest.mark.parametrize("model", MODELS)
+def test_stream_with_tools_yields_a_complete_tool_use(claude, model):
     with claude.messages.stream(
-        model="up-gpt",
+        model=model,
         max_tokens=128,
         tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "Weather in Paris?"}],
@@ -71,7 +78,7 @@ def test_stream_with_tools_yields_a_complete_tool_use(claude):
     assert isinstance(calls[0].input.get("city"), str)
     # The tool result goes back in the next turn.
     follow = claude.messages.create(
-        model="up-gpt",
+        model=model,
         max_tokens=64,
         tools=[WEATHER_TOOL],
         messages=[

@@ -766,6 +766,64 @@ impl Counts {
     }
 }
 
+/// Usage of a Messages response passed through unchanged (OpenAI convention:
+/// input includes cache reads and writes).
+pub fn native_usage(u: &AUsage) -> Usage {
+    let mut c = Counts::default();
+    c.update(u);
+    c.core()
+}
+
+/// What the gateway needs from one event of a stream it passes through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NativePeek {
+    /// The event carries generated content (text, thinking, tool input).
+    pub has_content: bool,
+    /// Characters of generated content (for estimates).
+    pub content_chars: usize,
+    /// `message_stop`: the stream is complete.
+    pub done: bool,
+}
+
+/// Meters a Messages stream passed through unchanged: usage so far, and
+/// the end or failure of the stream.
+#[derive(Debug, Default)]
+pub struct NativeMeter {
+    counts: Counts,
+}
+
+impl NativeMeter {
+    /// Reads one event. An `error` event is the upstream's failure.
+    pub fn on_event(&mut self, ev: &StreamEvent) -> Result<NativePeek, UpstreamFailure> {
+        let mut peek = NativePeek::default();
+        match ev {
+            StreamEvent::MessageStart { message } => self.counts.update(&message.usage),
+            StreamEvent::MessageDelta { usage: Some(u), .. } => self.counts.update(u),
+            StreamEvent::ContentBlockStart { content_block, .. } => {
+                peek.has_content = matches!(content_block, ContentBlock::ToolUse { .. });
+            }
+            StreamEvent::ContentBlockDelta { delta, .. } => {
+                peek.content_chars = match delta {
+                    BlockDelta::TextDelta { text } => text.chars().count(),
+                    BlockDelta::ThinkingDelta { thinking } => thinking.chars().count(),
+                    BlockDelta::InputJsonDelta { partial_json } => partial_json.chars().count(),
+                    BlockDelta::SignatureDelta { .. } | BlockDelta::Other(_) => 0,
+                };
+                peek.has_content = true;
+            }
+            StreamEvent::MessageStop => peek.done = true,
+            StreamEvent::Error { error } => return Err(stream_failure(error)),
+            _ => {}
+        }
+        Ok(peek)
+    }
+
+    /// Usage so far (cumulative).
+    pub fn usage(&self) -> Usage {
+        self.counts.core()
+    }
+}
+
 /// Compact JSON of a tool input, as OpenAI's `arguments` string.
 fn compact_json(v: &Value) -> String {
     // Serializing a `Value` cannot fail (its map keys are strings).

@@ -67,6 +67,8 @@ pub struct CallContext {
     /// The trace upstream requests join (sent as `traceparent` with the
     /// attempt's span id).
     pub trace: Option<TraceParent>,
+    /// The client's `anthropic-beta` header, passed to Anthropic upstreams.
+    pub anthropic_beta: Option<String>,
 }
 
 /// A successful chat call.

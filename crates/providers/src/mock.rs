@@ -564,6 +564,7 @@ mod tests {
             created: 1,
             output_cap: None,
             trace: None,
+            anthropic_beta: None,
         }
     }
 

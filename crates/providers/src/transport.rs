@@ -81,6 +81,11 @@ impl Upstreams {
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static(ANTHROPIC_VERSION),
                 );
+                if let Some(beta) = &ctx.anthropic_beta
+                    && let Ok(v) = HeaderValue::from_str(beta)
+                {
+                    h.insert(HeaderName::from_static("anthropic-beta"), v);
+                }
                 if let Some(k) = &d.api_key
                     && let Ok(mut v) = HeaderValue::from_str(k.expose())
                 {
@@ -319,6 +324,60 @@ impl Upstreams {
         )))
     }
 
+    /// Sends a Messages request body as the client wrote it (only `model`
+    /// replaced) to an Anthropic deployment, and passes the reply through:
+    /// thinking blocks and signatures, `cache_control`, server tools and
+    /// fields added later all survive. The reply is metered, not rewritten.
+    pub async fn anthropic_native(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        stream: bool,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
+        let body = modelgate_codec::json::set_members(raw, &[("model", &model)]).map_err(|_| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                "request body must be a JSON object",
+            ))
+        })?;
+        let url = format!("{}/v1/messages", d.base_url);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
+        let resp = self.send(target, url, body, ctx).await?;
+        if !stream {
+            let body = Self::read_body(d, resp, deadline).await?;
+            let usage = serde_json::from_slice::<modelgate_api::anthropic::MessagesResponse>(&body)
+                .map_err(|_| {
+                    CallError::upstream(UpstreamFailure {
+                        class: ErrorClass::UpstreamError,
+                        status: None,
+                        message: "anthropic: response is not a valid Messages object".into(),
+                        upstream_code: None,
+                    })
+                })
+                .map(|m| anthropic::native_usage(&m.usage))?;
+            return Ok(ChatReply::Complete {
+                body,
+                usage: Some(usage),
+            });
+        }
+        let state = NativeStream {
+            deployment: target.deployment.clone(),
+            source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
+            meter: anthropic::NativeMeter::default(),
+            finished: false,
+            pending_done: false,
+        };
+        Ok(ChatReply::Stream(ChatStream::new(
+            futures_util::stream::unfold(state, |mut s| async move {
+                let item = s.next().await?;
+                Some((item, s))
+            }),
+        )))
+    }
+
     pub(crate) async fn openai_embeddings(
         &self,
         target: &Target,
@@ -433,6 +492,62 @@ impl AnthropicStream {
         redact_secrets(&mut f.message, &self.deployment);
         self.queue.push_back(StreamItem::Failed(f));
         self.finished = true;
+    }
+}
+
+/// An Anthropic stream passed through: each event's JSON as it came, metered.
+struct NativeStream {
+    deployment: Arc<Deployment>,
+    source: SseSource,
+    meter: anthropic::NativeMeter,
+    finished: bool,
+    /// `message_stop` went out; `Done` follows.
+    pending_done: bool,
+}
+
+impl NativeStream {
+    async fn next(&mut self) -> Option<StreamItem> {
+        if self.pending_done {
+            self.pending_done = false;
+            self.finished = true;
+            return Some(StreamItem::Done);
+        }
+        if self.finished {
+            return None;
+        }
+        let failed = |s: &mut Self, mut f: UpstreamFailure| {
+            redact_secrets(&mut f.message, &s.deployment);
+            s.finished = true;
+            Some(StreamItem::Failed(f))
+        };
+        match self.source.next_event().await {
+            Err(f) => failed(self, f),
+            Ok(None) => failed(self, ended_early("anthropic")),
+            Ok(Some(ev)) => match serde_json::from_str::<StreamEvent>(&ev.data) {
+                Err(_) => failed(
+                    self,
+                    UpstreamFailure {
+                        class: ErrorClass::UpstreamError,
+                        status: None,
+                        message: "anthropic: malformed stream event".into(),
+                        upstream_code: None,
+                    },
+                ),
+                Ok(event) => match self.meter.on_event(&event) {
+                    Err(f) => failed(self, f),
+                    Ok(peek) => {
+                        self.pending_done = peek.done;
+                        Some(StreamItem::Chunk {
+                            data: Bytes::from(ev.data),
+                            has_content: peek.has_content,
+                            content_chars: peek.content_chars,
+                            usage: Some(self.meter.usage()),
+                            forward: true,
+                        })
+                    }
+                },
+            },
+        }
     }
 }
 

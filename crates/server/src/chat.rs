@@ -54,6 +54,7 @@ pub async fn chat_completions(
         created: unix_now(),
         output_cap: settle.budget_cap(),
         trace: Some(settle.trace_parent()),
+        anthropic_beta: None,
     };
     let tags = request_tags(&headers, &req);
     let plan = Plan {

@@ -3,9 +3,12 @@
 //! Same phases as [`crate::chat`] (authenticate → read → decode → resolve →
 //! admit → attempt loop → respond → settle), in the Anthropic dialect: the
 //! virtual key may come as `x-api-key`, errors use Anthropic's envelope, and
-//! streams are Messages events. Each attempt translates the request for its
-//! deployment with [`modelgate_codec::messages::to_chat`] (every provider path
-//! takes the chat dialect), and the reply is translated back.
+//! streams are Messages events. An Anthropic deployment gets the client's body
+//! as written (only `model` replaced) and its reply passes through unchanged
+//! (thinking blocks and signatures, `cache_control`, server tools survive).
+//! Any other deployment gets the request translated with
+//! [`modelgate_codec::messages::to_chat`] (every provider path takes the chat
+//! dialect), and its reply is translated back.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,7 +46,7 @@ pub async fn messages(
     body: Body,
 ) -> Response {
     let mut settle = state.settle(&rid.0, "messages", &headers);
-    let (req, alias) = match admit(&state, &headers, body, &mut settle).await {
+    let (req, raw, alias) = match admit(&state, &headers, body, &mut settle).await {
         Ok(x) => x,
         Err(e) => {
             settle.fail(&e);
@@ -55,6 +58,10 @@ pub async fn messages(
         created: unix_now(),
         output_cap: None,
         trace: Some(settle.trace_parent()),
+        anthropic_beta: headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let tags = header_tags(&headers);
     let plan = Plan {
@@ -64,10 +71,26 @@ pub async fn messages(
         client_deadline: client_deadline(&headers),
     };
     let live = state.live();
+    let stream = req.stream == Some(true);
     let call = |target: Target| {
-        let (req, ctx, live) = (&req, &ctx, &live);
+        let (req, raw, ctx, live) = (&req, &raw, &ctx, &live);
         async move {
             let d = &target.deployment;
+            if d.provider == ProviderKind::Anthropic {
+                let t0 = Instant::now();
+                let reply = live
+                    .upstreams
+                    .anthropic_native(&target, raw, stream, ctx)
+                    .await
+                    .map_err(ApiError::from)?;
+                return match reply {
+                    ChatReply::Complete { .. } => Ok((Reply::Native(reply), t0.elapsed())),
+                    ChatReply::Stream(s) => {
+                        let (s, ttft) = commit_stream(s, d.timeouts.first_token, t0).await?;
+                        Ok((Reply::Native(ChatReply::Stream(s)), ttft))
+                    }
+                };
+            }
             let opts = ToChatOptions {
                 drop_unsupported: d.drop_unsupported_params,
                 max_completion_tokens: d.provider == ProviderKind::OpenAi,
@@ -84,10 +107,10 @@ pub async fn messages(
                 .await
                 .map_err(ApiError::from)?;
             match reply {
-                ChatReply::Complete { .. } => Ok((reply, t0.elapsed())),
+                ChatReply::Complete { .. } => Ok((Reply::Translated(reply), t0.elapsed())),
                 ChatReply::Stream(s) => {
                     let (s, ttft) = commit_stream(s, d.timeouts.first_token, t0).await?;
-                    Ok((ChatReply::Stream(s), ttft))
+                    Ok((Reply::Translated(ChatReply::Stream(s)), ttft))
                 }
             }
         }
@@ -116,7 +139,30 @@ pub async fn messages(
     settle.attempts(&served.attempts);
     let rate_info = settle.rate_info();
     let mut resp = match served.value {
-        ChatReply::Complete { body, usage } => {
+        Reply::Native(ChatReply::Complete { body, usage }) => {
+            settle.ok(200, usage);
+            settle.response_facts(&body);
+            settle.capture_response(&body);
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            crate::chat::cost_header(&mut resp, &settle);
+            crate::chat::server_timing(&mut resp, &settle);
+            resp
+        }
+        Reply::Native(ChatReply::Stream(stream)) => {
+            settle.ok(200, None);
+            sse_response(MessagesSse {
+                inner: stream,
+                settle,
+                encoder: None,
+                done: false,
+                shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
+            })
+        }
+        Reply::Translated(ChatReply::Complete { body, usage }) => {
             settle.response_facts(&body);
             let completion: ChatCompletion = match serde_json::from_slice(&body) {
                 Ok(c) => c,
@@ -141,13 +187,13 @@ pub async fn messages(
             crate::chat::server_timing(&mut resp, &settle);
             resp
         }
-        ChatReply::Stream(stream) => {
+        Reply::Translated(ChatReply::Stream(stream)) => {
             settle.ok(200, None);
             let encoder = EventEncoder::new(&rid.0, &req.model, settle.input_estimate);
             sse_response(MessagesSse {
                 inner: stream,
                 settle,
-                encoder,
+                encoder: Some(encoder),
                 done: false,
                 shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
             })
@@ -162,6 +208,14 @@ pub async fn messages(
         crate::error::rate_headers(resp.headers_mut(), &info);
     }
     resp
+}
+
+/// What an attempt produced.
+enum Reply {
+    /// An Anthropic reply, passed through.
+    Native(ChatReply),
+    /// A chat reply, to translate.
+    Translated(ChatReply),
 }
 
 /// `x-modelgate-tags: eu,gpu` (Messages has no metadata to carry them).
@@ -185,7 +239,7 @@ async fn admit(
     headers: &HeaderMap,
     body: Body,
     settle: &mut Settle,
-) -> Result<(MessagesRequest, Arc<Alias>), ApiError> {
+) -> Result<(MessagesRequest, Bytes, Arc<Alias>), ApiError> {
     let caller = state
         .authenticate(headers)
         .await
@@ -226,7 +280,7 @@ async fn admit(
             1,
         )
         .await?;
-    Ok((req, alias))
+    Ok((req, raw, alias))
 }
 
 /// About four characters per token over all text in the request.
@@ -265,7 +319,8 @@ fn input_estimate(req: &MessagesRequest) -> u64 {
 struct MessagesSse {
     inner: ChatStream,
     settle: Settle,
-    encoder: EventEncoder,
+    /// Translating chat chunks; `None`: Anthropic events passed through.
+    encoder: Option<EventEncoder>,
     done: bool,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
@@ -275,7 +330,12 @@ impl MessagesSse {
         self.done = true;
         self.settle.stream_failed(class, message);
         let e = ApiError::new(class, message);
-        let ev = self.encoder.error(e.anthropic_type(), message);
+        let ev = modelgate_api::anthropic::StreamEvent::Error {
+            error: modelgate_api::anthropic::ErrorBody {
+                kind: e.anthropic_type().to_owned(),
+                message: message.to_owned(),
+            },
+        };
         let mut buf = Vec::new();
         encode_event(&mut buf, &ev);
         Bytes::from(buf)
@@ -318,10 +378,20 @@ impl Stream for MessagesSse {
                         return Poll::Ready(Some(Ok(b)));
                     }
                     this.settle.response_facts(&data);
+                    let Some(encoder) = this.encoder.as_mut() else {
+                        // Passed through: framed under its own `type`.
+                        let mut buf = Vec::with_capacity(data.len() + 40);
+                        buf.extend_from_slice(b"event: ");
+                        buf.extend_from_slice(event_type(&data).as_bytes());
+                        buf.push(b'\n');
+                        modelgate_codec::sse::encode_data(&mut buf, &data);
+                        this.settle.capture_event(&data);
+                        return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                    };
                     let Ok(chunk) = serde_json::from_slice::<ChatChunk>(&data) else {
                         continue;
                     };
-                    let events = this.encoder.on_chunk(&chunk);
+                    let events = encoder.on_chunk(&chunk);
                     if events.is_empty() {
                         continue;
                     }
@@ -335,8 +405,12 @@ impl Stream for MessagesSse {
                 Some(StreamItem::Done) => {
                     this.done = true;
                     this.settle.completed();
+                    let Some(encoder) = this.encoder.as_mut() else {
+                        // `message_stop` has already gone through.
+                        return Poll::Ready(None);
+                    };
                     let mut buf = Vec::new();
-                    for ev in &this.encoder.finish() {
+                    for ev in &encoder.finish() {
                         encode_event(&mut buf, ev);
                     }
                     this.settle.capture_event(&buf);
@@ -357,6 +431,20 @@ impl Stream for MessagesSse {
             }
         }
     }
+}
+
+/// The `type` of an event's JSON (Anthropic names each event after it).
+fn event_type(data: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Typed<'_>>(data)
+        .map(|t| t.kind.into_owned())
+        .ok()
+        .filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or_else(|| "message".to_owned())
 }
 
 impl Drop for MessagesSse {

@@ -68,6 +68,7 @@ pub async fn embeddings(
         created: unix_now(),
         output_cap: None,
         trace: Some(settle.trace_parent()),
+        anthropic_beta: None,
     };
     let tags: Vec<String> = headers
         .get("x-modelgate-tags")

@@ -235,3 +235,88 @@ async fn the_mock_provider_serves_messages_too() {
         .collect();
     assert!(text.contains("ping pong"), "{text}");
 }
+
+fn anthropic_config(up: &MockUpstream) -> String {
+    format!(
+        r#"
+deployments:
+  - {{ name: claude, provider: anthropic, model: claude-sonnet-4-5, base_url: "{}", api_key: sk-ant-up }}
+models:
+  - name: claude
+    deployments: [claude]
+"#,
+        up.url()
+    )
+}
+
+#[tokio::test]
+async fn an_anthropic_upstream_gets_the_body_as_written_and_answers_verbatim() {
+    let up = MockUpstream::start().await;
+    let canned = modelgate_testkit::anthropic_message("Pass-through works.");
+    up.push("/v1/messages", Reply::json(canned.clone()));
+    let gw = Gateway::start(&anthropic_config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let request = json!({
+        "model": "claude", "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "system": [{"type": "text", "text": "Long policy...", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Greeting.", "signature": "EqQBCkgIARABGAIiQL"},
+                {"type": "text", "text": "Hello!"}
+            ]},
+            {"role": "user", "content": [{"type": "text", "text": "Again", "cache_control": {"type": "ephemeral"}}]}
+        ]
+    });
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, canned, "the reply passes through unchanged");
+    let sent = up.last();
+    let mut expected = request.clone();
+    expected["model"] = json!("claude-sonnet-4-5");
+    assert_eq!(sent.json(), expected, "only the model changed");
+    assert_eq!(
+        sent.header("anthropic-beta").as_deref(),
+        Some("interleaved-thinking-2025-05-14")
+    );
+    assert_eq!(sent.header("x-api-key").as_deref(), Some("sk-ant-up"));
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.provider.as_deref(), Some("anthropic"));
+    assert!(rec.input_tokens > 0 && rec.output_tokens > 0, "{rec:?}");
+}
+
+#[tokio::test]
+async fn an_anthropic_stream_passes_through_event_by_event() {
+    let up = MockUpstream::start().await;
+    let upstream_events = modelgate_testkit::anthropic_stream(&["Hel", "lo"]);
+    up.push(
+        "/v1/messages",
+        Reply::sse(upstream_events.clone(), Split::Awkward),
+    );
+    let gw = Gateway::start(&anthropic_config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "claude", "max_tokens": 50, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let got = events(&r.text().await.unwrap());
+    let want = events(&upstream_events.concat());
+    assert_eq!(got, want);
+    let rec = gw.record(&rid).await;
+    assert_eq!((rec.input_tokens, rec.output_tokens), (12, 2));
+    assert!(!rec.usage_estimated);
+}
