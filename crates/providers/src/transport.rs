@@ -378,6 +378,28 @@ impl Upstreams {
         )))
     }
 
+    /// `POST /v1/messages/count_tokens` on an Anthropic deployment (the
+    /// client's body, `model` replaced); the answer as it came.
+    pub async fn anthropic_count_tokens(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        ctx: &CallContext,
+    ) -> Result<Bytes, CallError> {
+        let d = &*target.deployment;
+        let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
+        let body = modelgate_codec::json::set_members(raw, &[("model", &model)]).map_err(|_| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                "request body must be a JSON object",
+            ))
+        })?;
+        let url = format!("{}/v1/messages/count_tokens", d.base_url);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
+        let resp = self.send(target, url, body, ctx).await?;
+        Self::read_body(d, resp, deadline).await
+    }
+
     pub(crate) async fn openai_embeddings(
         &self,
         target: &Target,

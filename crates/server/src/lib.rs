@@ -51,6 +51,10 @@ pub fn router(state: AppState) -> Router {
             post(messages::messages).fallback(edge::method_not_allowed),
         )
         .route(
+            "/v1/messages/count_tokens",
+            post(messages::count_tokens).fallback(edge::method_not_allowed),
+        )
+        .route(
             "/v1/embeddings",
             post(routes::embeddings).fallback(edge::method_not_allowed),
         )

@@ -454,3 +454,105 @@ impl Drop for MessagesSse {
         }
     }
 }
+
+/// `POST /v1/messages/count_tokens`: an Anthropic deployment counts exactly
+/// (the request is passed through); for any other provider the gateway
+/// estimates (about four characters per token) and says so with
+/// `x-modelgate-estimated: true`. Counting is not billed or logged.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r: Result<(Bytes, bool), ApiError> = async {
+        let caller = state
+            .authenticate(&headers)
+            .await
+            .map_err(ApiError::closing)?;
+        let raw = read_body(body, state.config().server.max_body_bytes)
+            .await
+            .map_err(ApiError::closing)?;
+        let req: CountRequest = parse_json(&raw)?;
+        let alias = state.resolve(&req.model)?;
+        state.authorize_model(&caller, &req.model)?;
+        let live = state.live();
+        let order = live.router.order(
+            &alias,
+            &header_tags(&headers),
+            0,
+            tokio::time::Instant::now(),
+        );
+        let anthropic = order
+            .iter()
+            .find(|c| c.deployment.provider == ProviderKind::Anthropic);
+        if let Some(c) = anthropic {
+            let target = Target {
+                deployment: c.deployment.clone(),
+                upstream_model: c.deployment.upstream_model.clone(),
+                span_id: fastrand::u64(1..),
+            };
+            let ctx = CallContext {
+                request_id: rid.0.clone(),
+                created: unix_now(),
+                output_cap: None,
+                trace: None,
+                anthropic_beta: headers
+                    .get("anthropic-beta")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            };
+            let out = live
+                .upstreams
+                .anthropic_count_tokens(&target, &raw, &ctx)
+                .await
+                .map_err(ApiError::from)?;
+            return Ok((out, false));
+        }
+        let as_messages = MessagesRequest {
+            model: req.model.clone(),
+            max_tokens: 1,
+            messages: req.messages,
+            system: req.system,
+            ..MessagesRequest::default()
+        };
+        let mut n = input_estimate(&as_messages);
+        if let Some(tools) = &req.tools {
+            n += modelgate_core::estimate_tokens(tools.to_string().len());
+        }
+        Ok((
+            Bytes::from(
+                serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).unwrap_or_default(),
+            ),
+            true,
+        ))
+    }
+    .await;
+    match r {
+        Err(e) => e.into_anthropic_response(),
+        Ok((body, estimated)) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if estimated {
+                h.insert("x-modelgate-estimated", HeaderValue::from_static("true"));
+            }
+            resp
+        }
+    }
+}
+
+/// The fields of a count_tokens request the gateway reads (the rest passes
+/// through to Anthropic as written).
+#[derive(serde::Deserialize)]
+struct CountRequest {
+    model: String,
+    messages: Vec<modelgate_api::anthropic::Message>,
+    #[serde(default)]
+    system: Option<System>,
+    #[serde(default)]
+    tools: Option<serde_json::Value>,
+}

@@ -320,3 +320,65 @@ async fn an_anthropic_stream_passes_through_event_by_event() {
     assert_eq!((rec.input_tokens, rec.output_tokens), (12, 2));
     assert!(!rec.usage_estimated);
 }
+
+#[tokio::test]
+async fn count_tokens_asks_anthropic_or_estimates() {
+    let up = MockUpstream::start().await;
+    up.push(
+        "/v1/messages/count_tokens",
+        Reply::json(json!({"input_tokens": 42})),
+    );
+    let gw = Gateway::start(
+        &format!("{}{}", anthropic_config(&up), "  - name: gpt\n    provider: openai\n    model: gpt-4o-mini\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n"),
+        &[("MODELGATE_MASTER_KEY", MASTER)],
+    )
+    .await;
+    let body = |model: &str| {
+        json!({"model": model, "system": "Be brief.", "messages": [{"role": "user", "content": "Count these few words please"}],
+               "thinking": {"type": "enabled", "budget_tokens": 1024}})
+    };
+    let r = gw
+        .post("/v1/messages/count_tokens")
+        .header("x-api-key", MASTER)
+        .json(&body("claude"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-modelgate-estimated").is_none());
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"input_tokens": 42})
+    );
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/messages/count_tokens");
+    assert_eq!(sent.json()["model"], "claude-sonnet-4-5");
+    assert_eq!(sent.json()["thinking"]["budget_tokens"], 1024);
+
+    let r = gw
+        .post("/v1/messages/count_tokens")
+        .header("x-api-key", MASTER)
+        .json(&body("gpt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-modelgate-estimated"], "true");
+    let n = r.json::<Value>().await.unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!((5..=20).contains(&n), "{n}");
+
+    let r = gw
+        .post("/v1/messages/count_tokens")
+        .header("x-api-key", "nope")
+        .json(&body("gpt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "authentication_error"
+    );
+}
