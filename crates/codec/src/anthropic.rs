@@ -1033,6 +1033,7 @@ impl StreamDecoder {
                         name: Some(name),
                         arguments: Some(String::new()),
                     }),
+                    extra: Extra::new(),
                 })
             }
             _ => {
