@@ -384,16 +384,38 @@ fn encode_reasoning_effort(effort: &str, budget: bool) -> Result<ThinkingConfig,
     })
 }
 
+/// What a Gemini turn holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnKind {
+    /// The user's own messages.
+    User,
+    /// The model's answers and function calls.
+    Model,
+    /// Function responses (role `user`).
+    Results,
+}
+
+impl TurnKind {
+    fn role(self) -> &'static str {
+        match self {
+            TurnKind::User | TurnKind::Results => "user",
+            TurnKind::Model => "model",
+        }
+    }
+}
+
 /// One Gemini turn under construction.
 struct Turn {
-    role: &'static str,
+    kind: TurnKind,
     parts: Vec<Part>,
 }
 
 /// Translates the conversation: system/developer messages become
-/// `systemInstruction`, the rest become `user`/`model` turns, consecutive
-/// messages of the same role merged (OpenAI sends one `tool` message per
-/// parallel call; Gemini wants all their responses in one turn).
+/// `systemInstruction`, the rest become `user`/`model` turns. Consecutive
+/// messages of the same kind merge: OpenAI sends one `tool` message per
+/// parallel call, and Gemini wants all their responses in one turn. Function
+/// responses stay in a turn of their own, apart from the user's next words,
+/// as in Google's function-calling examples.
 fn encode_messages(
     msgs: &[ChatMessage],
     legacy: bool,
@@ -405,14 +427,20 @@ fn encode_messages(
     let mut call_names: HashMap<String, String> = HashMap::new();
 
     for (i, msg) in msgs.iter().enumerate() {
-        let (role, parts) = match &msg.role {
+        let (kind, parts) = match &msg.role {
             Role::System | Role::Developer => {
                 system_parts.extend(encode_system(i, msg)?);
                 continue;
             }
-            Role::User => ("user", encode_user(i, msg)?),
-            Role::Assistant => ("model", encode_assistant(i, msg, legacy, &mut call_names)?),
-            Role::Tool => ("user", vec![encode_tool_result(i, msg, &call_names)?]),
+            Role::User => (TurnKind::User, encode_user(i, msg)?),
+            Role::Assistant => (
+                TurnKind::Model,
+                encode_assistant(i, msg, legacy, &mut call_names)?,
+            ),
+            Role::Tool => (
+                TurnKind::Results,
+                vec![encode_tool_result(i, msg, &call_names)?],
+            ),
             Role::Function | Role::Other(_) => {
                 return Err(CodecError::new(
                     format!("messages[{i}].role"),
@@ -428,8 +456,8 @@ fn encode_messages(
             continue;
         }
         match turns.last_mut() {
-            Some(last) if last.role == role => last.parts.extend(parts),
-            _ => turns.push(Turn { role, parts }),
+            Some(last) if last.kind == kind => last.parts.extend(parts),
+            _ => turns.push(Turn { kind, parts }),
         }
     }
 
@@ -442,7 +470,7 @@ fn encode_messages(
     let contents = turns
         .into_iter()
         .map(|t| Content {
-            role: Some(t.role.to_owned()),
+            role: Some(t.kind.role().to_owned()),
             parts: t.parts,
             extra: Extra::new(),
         })
@@ -1523,10 +1551,15 @@ fn failure_from_body(http: Option<u16>, body: &ErrorBody) -> UpstreamFailure {
             c => crate::class_for_status(c),
         }
     };
+    // The specific `ErrorInfo` reason (`API_KEY_INVALID`) when there is one,
+    // else the canonical status (`INVALID_ARGUMENT`).
     let upstream_code = if is_context_length_error(body) {
         Some(CONTEXT_LENGTH_CODE.to_owned())
     } else {
-        body.status.clone()
+        details_of(body, "google.rpc.ErrorInfo")
+            .find_map(|d| d.get("reason")?.as_str())
+            .map(str::to_owned)
+            .or_else(|| body.status.clone())
     };
     let message = if class == ErrorClass::UpstreamRateLimited {
         quota_message(body)
