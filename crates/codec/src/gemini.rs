@@ -305,7 +305,7 @@ fn check_unsupported(req: &ChatRequest, opts: &EncodeOptions) -> Result<Extensio
     }
 
     let mut ext = Extensions::default();
-    // `Extra` is a sorted map, so the first error reported is deterministic.
+    // `Extra` keeps the client's order, so the first error reported is deterministic.
     for (key, value) in &req.extra {
         match key.as_str() {
             // Not in the OpenAI spec but common in clients; Gemini takes it natively.
@@ -355,10 +355,12 @@ fn uses_thinking_budget(model: &str) -> bool {
 
 /// `reasoning_effort` as a `thinkingConfig`
 /// (<https://ai.google.dev/gemini-api/docs/thinking>). Gemini 3 takes the
-/// level by name; Gemini 2.5 takes a token budget, for which we use the
-/// budgets Google's OpenAI-compatible endpoint documents (low 1024, medium
-/// 8192, high 24576; none turns thinking off). Thought summaries are asked for
-/// unless thinking is off, and come back as `reasoning_content`.
+/// level by name (`none` asks for `minimal`, the least the scale has; a model
+/// that does not offer it answers with its own 400). Gemini 2.5 takes a token
+/// budget, for which we use the budgets Google's OpenAI-compatible endpoint
+/// documents (low 1024, medium 8192, high 24576; none is 0, thinking off);
+/// `minimal` gets the low budget. Thought summaries are asked for unless
+/// thinking is off, and come back as `reasoning_content`.
 fn encode_reasoning_effort(effort: &str, budget: bool) -> Result<ThinkingConfig, CodecError> {
     let (level, tokens) = match effort {
         "none" => ("minimal", 0),
