@@ -442,6 +442,9 @@ pub struct ToolCallDelta {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionCallDelta>,
+    /// Provider extensions on the call (Gemini's `extra_content.google.thought_signature`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A streamed fragment of a function call.

@@ -1091,6 +1091,7 @@ impl StreamDecoder {
                         name: Some(name),
                         arguments: Some(String::new()),
                     }),
+                    extra: Extra::new(),
                 })
             }
             _ => {

@@ -1,6 +1,7 @@
 //! Pure provider codecs.
 //!
-//! Role: everything about a provider's wire format that needs no I/O:
+//! Role: everything about a provider's wire format (OpenAI, Anthropic,
+//! Gemini) that needs no I/O:
 //! request encoding, response and stream decoding into the OpenAI dialect,
 //! SSE framing, and classification of upstream errors.
 //!
@@ -9,6 +10,7 @@
 //! makes golden tests, property tests and fuzzing cheap.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod json;
 pub mod messages;
 pub mod openai;

@@ -374,6 +374,7 @@ pub async fn chat(
                                 name: Some(name.clone()),
                                 arguments: Some(String::new()),
                             }),
+                            ..ToolCallDelta::default()
                         }]),
                         ..Delta::default()
                     },
