@@ -12,6 +12,7 @@ pub mod audit;
 mod db;
 pub mod governance;
 mod log;
+pub mod stats;
 
 pub use db::{RequestFilter, Store, now_ms};
 pub use log::{LogSink, LogWriter, RequestRecord, spawn_log_writer};
