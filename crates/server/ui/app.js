@@ -110,17 +110,18 @@ function fmtUsd(x) {
   if (a >= 1) return '$' + x.toFixed(2);
   // Small amounts: two significant digits (LLM calls cost fractions of a cent).
   const digits = Math.min(9, Math.max(2, 1 - Math.floor(Math.log10(a))));
-  return '$' + x.toFixed(digits);
+  return '$' + x.toFixed(digits).replace(/(\.\d\d\d*?)0+$/, '$1');
 }
 
 const nanosToUsd = (n) => (n == null ? null : n / 1e9);
 
 function fmtMs(ms) {
   if (ms == null || Number.isNaN(ms)) return '—';
+  if (ms === 0) return '0 ms';
   if (ms >= 10000) return (ms / 1000).toFixed(1) + ' s';
   if (ms >= 1000) return (ms / 1000).toFixed(2) + ' s';
   if (ms >= 100) return Math.round(ms) + ' ms';
-  if (ms >= 10) return ms.toFixed(1) + ' ms';
+  if (ms >= 10) return (Number.isInteger(ms) ? ms : ms.toFixed(1)) + ' ms';
   return ms.toFixed(2) + ' ms';
 }
 
@@ -309,7 +310,8 @@ function drawTimeChart(width, o) {
       s('text', { x: m.l - 6, y: y(t) + 4, 'text-anchor': 'end', text: o.fmt(t) }),
     );
   }
-  const multiDay = n * o.bucketMs > DAY;
+  // Dates on the axis only when the hours span more than a day and a bit.
+  const multiDay = (n - 1) * o.bucketMs > DAY;
   const labelWidth = o.bucketMs >= DAY ? 64 : multiDay ? 120 : 56;
   const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(pw / labelWidth))));
   for (let i = 0; i < n; i += every) {
@@ -619,14 +621,27 @@ async function viewBreakdowns() {
   return node;
 }
 
+// [query name, label, input type ('key' / 'team': a list of names), placeholder]
 const FILTERS = [
   ['model', 'Model', 'text', 'e.g. gpt-4o'],
   ['provider', 'Provider', 'text', 'e.g. openai'],
-  ['key', 'Key id', 'text', ''],
-  ['team', 'Team id', 'text', ''],
+  ['key', 'Key', 'key', ''],
+  ['team', 'Team', 'team', ''],
   ['status', 'Status', 'number', 'e.g. 500'],
   ['min_latency_ms', 'Min latency (ms)', 'number', ''],
 ];
+
+/** A select over keys or teams by name (value: the id); keeps an unknown id. */
+function idSelect(name, rows, labelOf, current) {
+  const options = [h('option', { value: '' }, 'Any')];
+  let found = false;
+  for (const r of rows) {
+    found = found || r.id === current;
+    options.push(h('option', { value: r.id, selected: r.id === current }, labelOf(r)));
+  }
+  if (current && !found) options.push(h('option', { value: current, selected: true }, current));
+  return h('select', { name }, options);
+}
 
 async function viewRequests(params) {
   const people = await loadPeople();
@@ -640,7 +655,11 @@ async function viewRequests(params) {
   const inputs = {};
   const form = h('form', { class: 'filters', 'data-form': 'filters' },
     FILTERS.map(([name, label, type, ph]) => {
-      const input = h('input', { name, type, placeholder: ph || null, value: params.get(name) || null, min: type === 'number' ? '0' : null });
+      const current = params.get(name) || '';
+      let input;
+      if (type === 'key') input = idSelect(name, people.keyRows, (k) => (k.name || k.key_prefix) + (k.revoked ? ' (revoked)' : ''), current);
+      else if (type === 'team') input = idSelect(name, people.teamRows, (t) => t.name, current);
+      else input = h('input', { name, type, placeholder: ph || null, value: current || null, min: type === 'number' ? '0' : null, spellcheck: 'false' });
       inputs[name] = input;
       return h('label', null, label, input);
     }),
@@ -849,7 +868,7 @@ async function viewKeys() {
     panel('Virtual keys',
       h('p', { class: 'muted small' }, 'Spend counts the current budget period (all time for keys without a budget), from the hourly rollup budgets start from.'),
       table('keys', [
-        { label: 'Name', cell: (k) => h('span', null, k.name || '—', h('br'), h('span', { class: 'mono muted small' }, k.key_prefix + '…')) },
+        { label: 'Name', cell: (k) => h('span', null, k.name || '—', h('br'), h('span', { class: 'mono muted small nowrap' }, k.key_prefix)) },
         { label: 'Team', cell: (k) => (k.team_id ? people.teams.get(k.team_id) || k.team_id : '—'), trunc: true },
         { label: 'User', cell: (k) => (k.user_id ? people.users.get(k.user_id) || k.user_id : '—'), trunc: true },
         { label: 'Role', cell: (k) => k.role },
@@ -857,7 +876,7 @@ async function viewKeys() {
         { label: 'Limits', cell: limitsText },
         { label: 'Models', cell: (k) => modelsText(k.models), trunc: true },
         { label: 'Budget and spend', cell: spentCell('key') },
-        { label: 'Requests', cell: requestsCell('key'), num: true },
+        { label: 'Requests in period', cell: requestsCell('key'), num: true },
         { label: 'Expires', cell: (k) => (k.expires_at_ms ? fmtDate(k.expires_at_ms) : 'never') },
       ], keys, {
         empty: 'No virtual keys yet. Create one with POST /admin/keys or `modelgate keys create`.',
@@ -869,7 +888,7 @@ async function viewKeys() {
         { label: 'Team', cell: (t) => t.name, trunc: true },
         { label: 'Limits', cell: limitsText },
         { label: 'Budget and spend', cell: spentCell('team') },
-        { label: 'Requests', cell: requestsCell('team'), num: true },
+        { label: 'Requests in period', cell: requestsCell('team'), num: true },
       ], people.teamRows, {
         empty: 'No teams yet.',
         onRow: (t) => go('requests', { team: t.id }),
@@ -878,7 +897,7 @@ async function viewKeys() {
         { label: 'User', cell: (u) => u.name, trunc: true },
         { label: 'Team', cell: (u) => (u.team_id ? people.teams.get(u.team_id) || u.team_id : '—'), trunc: true },
         { label: 'Budget and spend', cell: spentCell('user') },
-        { label: 'Requests', cell: requestsCell('user'), num: true },
+        { label: 'Requests in period', cell: requestsCell('user'), num: true },
       ], people.userRows, {
         empty: 'No users yet.',
         onRow: (u) => go('requests', { user: u.id }),
