@@ -405,18 +405,16 @@ async fn budget_rows(state: &AppState) -> Result<Value, ApiError> {
     for mut row in rows {
         let start = row.period.start(now);
         let slot = (scope_no(row.scope), start);
-        if !spent.contains_key(&slot) {
-            let per = store
-                .spend_per_scope(row.scope, start)
-                .await
-                .map_err(store_err)?;
-            spent.insert(slot, per);
-        }
-        let (requests, cost) = spent
-            .get(&slot)
-            .and_then(|m| m.get(&row.id))
-            .copied()
-            .unwrap_or((0, 0));
+        let per = match spent.entry(slot) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                store
+                    .spend_per_scope(row.scope, start)
+                    .await
+                    .map_err(store_err)?,
+            ),
+        };
+        let (requests, cost) = per.get(&row.id).copied().unwrap_or((0, 0));
         let period_name = match row.period {
             Period::Daily => "daily",
             Period::Weekly => "weekly",
