@@ -134,8 +134,6 @@ async function driveTraffic() {
 // ------------------------------------------------------------------ browser
 
 async function main() {
-  const t = await driveTraffic();
-
   log(`launching ${CHROMIUM}`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -189,8 +187,35 @@ async function main() {
     await page.click('#login-submit');
     await page.waitForSelector('#login-error', { state: 'visible' });
     check((await text('#login-error')).includes('rejected'), `login error says the key was rejected: ${await text('#login-error')}`);
-    const userKey = t.notebook.key;
-    await page.fill('#login-key', userKey);
+    expectAuthErrors = false;
+
+    // --- empty states, before any traffic -----------------------------------
+    log('a gateway without traffic: empty states, no errors');
+    await page.fill('#login-key', MASTER);
+    await page.click('#login-submit');
+    await page.waitForSelector('[data-card="requests"]');
+    eq(await text('[data-card="requests"] .value'), '0', 'no requests yet');
+    eq(await text('[data-card="p50"] .value'), '—', 'no latency yet');
+    for (const chartName of ['requests', 'latency', 'spend', 'tokens']) {
+      check(await page.locator(`[data-empty-chart="${chartName}"]`).isVisible(), `empty ${chartName} chart says so`);
+    }
+    check(await page.locator('[data-empty="top-models"]').isVisible(), 'no top models yet');
+    await noBrokenText();
+    await shot('empty-overview');
+    await page.click('nav a[data-view="requests"]');
+    await page.waitForSelector('[data-empty="requests"]');
+    await page.click('nav a[data-view="keys"]');
+    await page.waitForSelector('[data-empty="keys"]');
+    check(await page.locator('[data-empty="teams"]').isVisible(), 'no teams yet');
+    await noBrokenText();
+    await page.click('#signout');
+    await page.waitForSelector('#login-form', { state: 'visible' });
+
+    const t = await driveTraffic();
+
+    log('a key without the admin role is refused with a message');
+    expectAuthErrors = true;
+    await page.fill('#login-key', t.notebook.key);
     await page.click('#login-submit');
     await page.waitForFunction(() => document.querySelector('#login-error').textContent.includes('no admin rights'));
     expectAuthErrors = false;
@@ -198,7 +223,10 @@ async function main() {
     log('logging in with the master key');
     await page.fill('#login-key', MASTER);
     await page.click('#login-submit');
-    await page.waitForSelector('[data-card="requests"]');
+    // Back on the view it was signed out from.
+    await page.waitForSelector('table[data-table="keys"]');
+    await page.click('nav a[data-view="overview"]');
+    await page.waitForSelector('svg[data-chart="requests"]');
 
     // --- overview ------------------------------------------------------------
     log('overview: cards and charts from the traffic');

@@ -600,7 +600,7 @@ fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> 
 
 /// A query string that does not parse is a 400 in the OpenAI envelope (not
 /// axum's plain-text rejection).
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| {
         ApiError::new(
             ErrorClass::BadRequest,

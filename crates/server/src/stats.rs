@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -19,7 +20,7 @@ use modelgate_store::now_ms;
 use modelgate_store::stats::{Bucket, Dimension, Histogram, Totals};
 use serde_json::{Value, json};
 
-use crate::admin::{admin, parse_time, respond, store_err};
+use crate::admin::{admin, parse_time, query, respond, store_err};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -147,11 +148,11 @@ fn totals_json(t: &Totals, latency: Option<&Histogram>) -> serde_json::Map<Strin
 pub async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
-        let p = StatsParams::parse(&pairs, now_ms())?;
+        let p = StatsParams::parse(&query(pairs)?, now_ms())?;
         report(&state, &p).await
     }
     .await;
@@ -304,11 +305,11 @@ impl Names {
 pub async fn budgets(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
-        if let Some((k, _)) = pairs.first() {
+        if let Some((k, _)) = query(pairs)?.first() {
             return Err(ApiError::bad_param(
                 k.as_str(),
                 format!("Unknown query parameter '{k}': this endpoint takes none."),

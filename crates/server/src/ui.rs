@@ -55,7 +55,7 @@ const FAVICON: Asset = asset("image/svg+xml", include_bytes!("../ui/favicon.svg"
 /// The dashboard's Content-Security-Policy: this origin only, no inline
 /// script or style, no plugins, not embeddable, forms never submit (the login
 /// form is handled by script, so a key can never end up in a URL).
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     let etag = format!("\"{:016x}\"", asset.etag);

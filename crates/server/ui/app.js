@@ -8,6 +8,7 @@
 
 const KEY_STORAGE = 'modelgate.adminKey';
 const RANGE_STORAGE = 'modelgate.range';
+const AUTO_REFRESH_MS = 30000;
 const DAY = 86400000;
 const RANGES = {
   '24h': { ms: DAY, bucket: 'hour', label: 'last 24 hours' },
@@ -45,6 +46,7 @@ const state = {
   people: null,
   breakdownDim: 'model',
   breakdownMetric: 'requests',
+  timer: null,
 };
 
 // ---------------------------------------------------------------- DOM helpers
@@ -948,8 +950,13 @@ function handleError(e) {
   showBanner(e && e.message ? e.message : String(e));
 }
 
-async function route() {
+/**
+ * Renders the view the URL names. `quiet` (a refresh of the same view) keeps
+ * what is on screen until the new data is in.
+ */
+async function route(quiet) {
   if (!state.key && state.key !== '') return;
+  quiet = quiet === true;
   const { parts, params } = parseHash();
   const view = parts[0] || 'overview';
   if (!VIEWS[view]) {
@@ -967,8 +974,10 @@ async function route() {
   const gen = ++state.gen;
   const root = $('view');
   root.setAttribute('aria-busy', 'true');
-  root.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  hideBanner();
+  if (!quiet) {
+    root.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    hideBanner();
+  }
   try {
     let node;
     if (view === 'overview') node = await viewOverview();
@@ -977,11 +986,12 @@ async function route() {
     else if (view === 'request') node = await viewRequest(parts.slice(1).join('/'));
     else node = await viewKeys();
     if (gen !== state.gen) return;
+    hideBanner();
     root.replaceChildren(node);
     redrawCharts();
   } catch (e) {
     if (gen !== state.gen) return;
-    root.replaceChildren(h('div', { class: 'panel empty', 'data-error': 'view' }, 'Could not load this view: ', e && e.message ? e.message : String(e)));
+    if (!quiet) root.replaceChildren(h('div', { class: 'panel empty', 'data-error': 'view' }, 'Could not load this view: ', e && e.message ? e.message : String(e)));
     handleError(e);
   } finally {
     if (gen === state.gen) root.setAttribute('aria-busy', 'false');
@@ -1047,7 +1057,19 @@ function init() {
   });
   $('refresh').addEventListener('click', () => {
     state.people = null;
-    route();
+    route(true);
+  });
+  // Auto-refresh the charts and the log (not a request's detail or the
+  // key tables, which do not move by themselves), only while the tab is seen.
+  $('auto').addEventListener('change', () => {
+    clearInterval(state.timer);
+    state.timer = null;
+    if ($('auto').checked) {
+      state.timer = setInterval(() => {
+        const view = parseHash().parts[0] || 'overview';
+        if (document.visibilityState === 'visible' && !$('app').hidden && ['overview', 'breakdowns', 'requests'].includes(view)) route(true);
+      }, AUTO_REFRESH_MS);
+    }
   });
   $('signout').addEventListener('click', () => signOut('Signed out.'));
   $('login-form').addEventListener('submit', (e) => {
