@@ -88,8 +88,8 @@ cleanup() {
         say "gateway log (last 30 lines of $work/gateway.log):"
         tail -n 30 "$work/gateway.log" >&2 2>/dev/null || true
         say "screenshots and logs kept in $artifacts and $work"
-    elif [[ -z "${UI_ARTIFACTS:-}" ]]; then
-        rm -rf "$work"
+    else
+        rm -rf "$work" # UI_ARTIFACTS, when set, lives outside it
     fi
 }
 trap cleanup EXIT
