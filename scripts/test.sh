@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust workspace (unit, golden, property, integration) and
-# the official OpenAI Python SDK against the real gateway binary.
+# Runs every test: the Rust workspace (unit, golden, property, integration),
+# the official OpenAI Python SDK against the real gateway binary, and the
+# dashboard in headless Chromium (scripts/ui-tests.sh installs Chromium and
+# playwright-core when they are missing).
 # Tests that need PostgreSQL or Redis read DATABASE_URL / REDIS_URL and say
 # plainly when they are skipped.
 set -euo pipefail
@@ -19,3 +21,6 @@ cargo test --workspace --locked
 echo "==> OpenAI SDK compatibility tests"
 export MODELGATE_BIN="${MODELGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/modelgate}"
 "$repo/scripts/sdk-tests.sh"
+
+echo "==> Dashboard browser test (headless Chromium)"
+"$repo/scripts/ui-tests.sh"

@@ -6,6 +6,7 @@
 //! limits, budget, team and expiry are bounded by the creator's.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -189,7 +190,7 @@ impl MemberView {
     }
 }
 
-fn store_err(e: StoreError) -> ApiError {
+pub(crate) fn store_err(e: StoreError) -> ApiError {
     let text = e.to_string();
     let StoreError::Db(db) = &e;
     let unique = matches!(db, sqlx::Error::Database(d) if d.is_unique_violation());
@@ -583,7 +584,7 @@ fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub(crate) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let caller = state.authenticate(headers).await?;
     if matches!(caller, Caller::Anonymous) && state.config().server.master_key.is_none() {
         // Keyless loopback mode: the local operator is the admin.
@@ -597,8 +598,20 @@ fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> 
     crate::edge::parse_json(raw)
 }
 
+/// A query string that does not parse is a 400 in the OpenAI envelope (not
+/// axum's plain-text rejection).
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| {
+        ApiError::new(
+            ErrorClass::BadRequest,
+            format!("Invalid query string: {}", e.body_text()),
+        )
+        .with_code("invalid_query")
+    })
+}
+
 /// The JSON answer with `status`, or the error in the OpenAI envelope.
-fn respond<T: Serialize>(status: StatusCode, r: Result<T, ApiError>) -> Response {
+pub(crate) fn respond<T: Serialize>(status: StatusCode, r: Result<T, ApiError>) -> Response {
     match r {
         Ok(v) => (status, Json(v)).into_response(),
         Err(e) => e.into_response(),
@@ -977,10 +990,11 @@ pub async fn reload_config(State(state): State<AppState>, headers: HeaderMap) ->
 pub async fn spend(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<SpendQuery>,
+    q: Result<Query<SpendQuery>, QueryRejection>,
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        let q = query(q)?;
         let group = GroupBy::parse(q.group_by.as_deref().unwrap_or("key")).ok_or_else(|| {
             ApiError::bad_param("group_by", "'group_by' must be key, team, user, model, provider or day.")
         })?;
@@ -1068,10 +1082,11 @@ fn record_view(r: &modelgate_store::RequestRecord) -> Value {
 pub async fn requests(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<RequestsQuery>,
+    q: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        let q = query(q)?;
         let time = |v: &Option<String>, param: &str, default: i64| match v {
             None => Ok(default),
             Some(s) => parse_time(&Value::String(s.clone()), param),
@@ -1149,10 +1164,11 @@ pub struct AuditQuery {
 pub async fn audit_log(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        let q = query(q)?;
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
         let rows = state
             .inner

@@ -26,6 +26,8 @@ pub mod routes;
 pub mod settle;
 pub mod state;
 pub mod trace;
+pub mod stats;
+pub mod ui;
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
@@ -70,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/keys/{id}/rotate", post(admin::rotate_key))
         .route("/admin/spend", get(admin::spend))
         .route("/admin/config/reload", post(admin::reload_config))
+        .route("/admin/stats", get(stats::stats))
+        .route("/admin/budgets", get(stats::budgets))
         .route("/admin/requests", get(admin::requests))
         .route("/admin/audit", get(admin::audit_log))
         .route("/admin/requests/{id}", get(admin::request))
@@ -84,6 +88,9 @@ pub fn router(state: AppState) -> Router {
                 .patch(admin::member)
                 .delete(admin::member),
         )
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .route("/metrics", get(routes::metrics))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))

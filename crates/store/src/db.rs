@@ -16,7 +16,29 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row};
 
+use crate::stats::Totals;
 use crate::{RequestRecord, StoreError};
+
+/// The latency bucket of `latency_us` in SQL (both dialects), the same as
+/// [`crate::stats::latency_bucket`]: digit count and the two leading digits,
+/// so no `log()` is needed (SQLite may lack it). Used by a shipped migration:
+/// never change it — a new bucket scheme needs a new table.
+macro_rules! latency_bucket_sql {
+    () => {
+        "CASE WHEN latency_us < 10 THEN 0 ELSE 1 + 20 * (LENGTH(CAST(latency_us AS TEXT)) - 2) + CASE WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 90 THEN 19 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 80 THEN 18 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 71 THEN 17 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 63 THEN 16 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 56 THEN 15 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 50 THEN 14 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 45 THEN 13 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 40 THEN 12 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 35 THEN 11 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 32 THEN 10 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 28 THEN 9 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 25 THEN 8 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 22 THEN 7 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 20 THEN 6 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 18 THEN 5 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 16 THEN 4 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 14 THEN 3 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 12 THEN 2 WHEN CAST(SUBSTR(CAST(latency_us AS TEXT), 1, 2) AS INTEGER) >= 11 THEN 1 ELSE 0 END END"
+    };
+}
+#[cfg(test)]
+pub(crate) use latency_bucket_sql;
+
+/// Errors per hour and rollup dimension in the raw log (the backfill of
+/// `spend_hourly.errors`). An error is what [`crate::stats::is_error`] says.
+/// Used by a shipped migration: never change it.
+macro_rules! errors_backfill {
+    () => {
+        "SELECT (started_at_ms / 3600000) * 3600000 AS h, COALESCE(key_id, '') AS k, COALESCE(team_id, '') AS t, COALESCE(user_id, '') AS u, requested_model AS m, COALESCE(provider, '') AS p, COUNT(*) AS n FROM request_log WHERE status >= 400 OR error_class IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+    };
+}
 
 /// Schema changes, applied in order, each once. Never edit a shipped entry: add one.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -154,6 +176,26 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX spend_hourly_team ON spend_hourly (team_id, hour_ms);
     CREATE INDEX spend_hourly_user ON spend_hourly (user_id, hour_ms);",
     ),
+    (
+        9,
+        concat!(
+            "ALTER TABLE spend_hourly ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+    UPDATE spend_hourly SET errors = e.n FROM (",
+            errors_backfill!(),
+            ") AS e WHERE spend_hourly.hour_ms = e.h AND spend_hourly.key_id = e.k AND spend_hourly.team_id = e.t AND spend_hourly.user_id = e.u AND spend_hourly.model = e.m AND spend_hourly.provider = e.p;
+    CREATE TABLE latency_hourly (
+        hour_ms INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        PRIMARY KEY (hour_ms, model, provider, bucket)
+    );
+    INSERT INTO latency_hourly SELECT (started_at_ms / 3600000) * 3600000, requested_model, COALESCE(provider, ''), ",
+            latency_bucket_sql!(),
+            ", COUNT(*) FROM request_log WHERE status < 400 AND error_class IS NULL GROUP BY 1, 2, 3, 4;"
+        ),
+    ),
 ];
 
 /// The same schema for PostgreSQL.
@@ -285,6 +327,26 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         "CREATE INDEX spend_hourly_key ON spend_hourly (key_id, hour_ms);
     CREATE INDEX spend_hourly_team ON spend_hourly (team_id, hour_ms);
     CREATE INDEX spend_hourly_user ON spend_hourly (user_id, hour_ms);",
+    ),
+    (
+        7,
+        concat!(
+            "ALTER TABLE spend_hourly ADD COLUMN errors BIGINT NOT NULL DEFAULT 0;
+    UPDATE spend_hourly SET errors = e.n FROM (",
+            errors_backfill!(),
+            ") AS e WHERE spend_hourly.hour_ms = e.h AND spend_hourly.key_id = e.k AND spend_hourly.team_id = e.t AND spend_hourly.user_id = e.u AND spend_hourly.model = e.m AND spend_hourly.provider = e.p;
+    CREATE TABLE latency_hourly (
+        hour_ms BIGINT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        bucket BIGINT NOT NULL,
+        requests BIGINT NOT NULL,
+        PRIMARY KEY (hour_ms, model, provider, bucket)
+    );
+    INSERT INTO latency_hourly SELECT (started_at_ms / 3600000) * 3600000, requested_model, COALESCE(provider, ''), ",
+            latency_bucket_sql!(),
+            ", COUNT(*) FROM request_log WHERE status < 400 AND error_class IS NULL GROUP BY 1, 2, 3, 4;"
+        ),
     ),
 ];
 
@@ -420,6 +482,14 @@ impl Store {
     /// Opens PostgreSQL at `url`; with `schema`, everything lives in that
     /// schema (created if needed), so test runs cannot collide.
     pub async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Store, StoreError> {
+        Self::open_postgres_until(url, schema, i64::MAX).await
+    }
+
+    async fn open_postgres_until(
+        url: &str,
+        schema: Option<&str>,
+        version: i64,
+    ) -> Result<Store, StoreError> {
         let mut opts = PgConnectOptions::from_str(url)?;
         if let Some(s) = schema {
             let admin = PgPoolOptions::new()
@@ -439,16 +509,27 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await?;
-        Self::ready(Pool::Pg(pool)).await
+        Self::ready_until(Pool::Pg(pool), version).await
     }
 
     async fn ready(pool: Pool) -> Result<Store, StoreError> {
+        Self::ready_until(pool, i64::MAX).await
+    }
+
+    /// The store with the migrations up to `version` applied.
+    async fn ready_until(pool: Pool, version: i64) -> Result<Store, StoreError> {
         let store = Store {
             pool,
             audit_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         };
-        store.migrate().await?;
+        store.migrate(version).await?;
         Ok(store)
+    }
+
+    /// Applies the migrations not applied yet (migration tests).
+    #[cfg(test)]
+    pub(crate) async fn migrate_all(&self) -> Result<(), StoreError> {
+        self.migrate(i64::MAX).await
     }
 
     /// Which database this is: `sqlite` or `postgres`.
@@ -459,7 +540,7 @@ impl Store {
         }
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, until: i64) -> Result<(), StoreError> {
         // Replicas starting together on an empty PostgreSQL database would race
         // to create the schema: one at a time (a session-level advisory lock).
         let lock = match &self.pool {
@@ -472,7 +553,7 @@ impl Store {
             }
             Pool::Sqlite(_) => None,
         };
-        let result = self.migrate_locked().await;
+        let result = self.migrate_locked(until).await;
         if let Some(mut conn) = lock {
             sqlx::query("SELECT pg_advisory_unlock(7270091)")
                 .execute(&mut *conn)
@@ -481,7 +562,7 @@ impl Store {
         result
     }
 
-    async fn migrate_locked(&self) -> Result<(), StoreError> {
+    async fn migrate_locked(&self, until: i64) -> Result<(), StoreError> {
         let migrations = match self.pool {
             Pool::Sqlite(_) => SQLITE_MIGRATIONS,
             Pool::Pg(_) => PG_MIGRATIONS,
@@ -489,7 +570,7 @@ impl Store {
         with_pool!(&self.pool, p, sql = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)" => {
             sqlx::query(sql).execute(p).await?;
         });
-        for (version, body) in migrations {
+        for (version, body) in migrations.iter().filter(|(v, _)| *v <= until) {
             with_pool!(&self.pool, p, sql = "SELECT version FROM schema_migrations WHERE version = ?" => {
                 let mut tx = p.begin().await?;
                 let done: Option<i64> = sqlx::query_scalar(sql).bind(version).fetch_optional(&mut *tx).await?;
@@ -565,10 +646,11 @@ impl Store {
             });
                 qb.build().execute(&mut *tx).await?;
             }
-            // Keep the hourly spend rollup current in the same transaction, so
+            // Keep the hourly rollups current in the same transaction, so
             // reports never scan the raw log.
-            for ((hour, key, team, user, model, provider), t) in rollup(records) {
-                let sql = "INSERT INTO spend_hourly (hour_ms, key_id, team_id, user_id, model, provider, requests, input_tokens, output_tokens, cost_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, key_id, team_id, user_id, model, provider) DO UPDATE SET requests = spend_hourly.requests + excluded.requests, input_tokens = spend_hourly.input_tokens + excluded.input_tokens, output_tokens = spend_hourly.output_tokens + excluded.output_tokens, cost_nanos = spend_hourly.cost_nanos + excluded.cost_nanos";
+            let (spend, latency) = rollup(records);
+            for ((hour, key, team, user, model, provider), t) in spend {
+                let sql = "INSERT INTO spend_hourly (hour_ms, key_id, team_id, user_id, model, provider, requests, errors, input_tokens, output_tokens, cost_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, key_id, team_id, user_id, model, provider) DO UPDATE SET requests = spend_hourly.requests + excluded.requests, errors = spend_hourly.errors + excluded.errors, input_tokens = spend_hourly.input_tokens + excluded.input_tokens, output_tokens = spend_hourly.output_tokens + excluded.output_tokens, cost_nanos = spend_hourly.cost_nanos + excluded.cost_nanos";
                 let sql = match self.pool {
                     Pool::Sqlite(_) => sql.to_owned(),
                     Pool::Pg(_) => pg(sql),
@@ -580,10 +662,26 @@ impl Store {
                     .bind(user)
                     .bind(model)
                     .bind(provider)
-                    .bind(t.0)
-                    .bind(t.1)
-                    .bind(t.2)
-                    .bind(t.3)
+                    .bind(t.requests)
+                    .bind(t.errors)
+                    .bind(t.input_tokens)
+                    .bind(t.output_tokens)
+                    .bind(t.cost_nanos)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for ((hour, model, provider, bucket), n) in latency {
+                let sql = "INSERT INTO latency_hourly (hour_ms, model, provider, bucket, requests) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour_ms, model, provider, bucket) DO UPDATE SET requests = latency_hourly.requests + excluded.requests";
+                let sql = match self.pool {
+                    Pool::Sqlite(_) => sql.to_owned(),
+                    Pool::Pg(_) => pg(sql),
+                };
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(hour)
+                    .bind(model)
+                    .bind(provider)
+                    .bind(bucket)
+                    .bind(n)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -736,28 +834,46 @@ fn row_to_record(r: &impl Get) -> Result<RequestRecord, StoreError> {
 }
 
 type RollupKey = (i64, String, String, String, String, String);
+type LatencyKey = (i64, String, String, i64);
 
-/// A batch's totals per hour and dimension (requests, input, output, cost).
+/// A batch's rollup rows: totals per hour and dimension, and the latency
+/// histogram of successful requests per hour, model and provider.
 fn rollup(
     records: &[RequestRecord],
-) -> std::collections::BTreeMap<RollupKey, (i64, i64, i64, i64)> {
-    let mut out: std::collections::BTreeMap<RollupKey, (i64, i64, i64, i64)> = Default::default();
+) -> (
+    std::collections::BTreeMap<RollupKey, Totals>,
+    std::collections::BTreeMap<LatencyKey, i64>,
+) {
+    let mut spend: std::collections::BTreeMap<RollupKey, Totals> = Default::default();
+    let mut latency: std::collections::BTreeMap<LatencyKey, i64> = Default::default();
     for r in records {
+        let hour = r.started_at_ms.div_euclid(3_600_000) * 3_600_000;
         let key = (
-            r.started_at_ms.div_euclid(3_600_000) * 3_600_000,
+            hour,
             r.key_id.clone().unwrap_or_default(),
             r.team_id.clone().unwrap_or_default(),
             r.user_id.clone().unwrap_or_default(),
             r.requested_model.clone(),
             r.provider.clone().unwrap_or_default(),
         );
-        let t = out.entry(key).or_default();
-        t.0 += 1;
-        t.1 += to_i64(r.input_tokens);
-        t.2 += to_i64(r.output_tokens);
-        t.3 += r.cost_nanos.unwrap_or(0);
+        let t = spend.entry(key).or_default();
+        t.requests += 1;
+        t.errors += i64::from(crate::stats::is_error(r));
+        t.input_tokens += to_i64(r.input_tokens);
+        t.output_tokens += to_i64(r.output_tokens);
+        t.cost_nanos += r.cost_nanos.unwrap_or(0);
+        if !crate::stats::is_error(r) {
+            *latency
+                .entry((
+                    hour,
+                    r.requested_model.clone(),
+                    r.provider.clone().unwrap_or_default(),
+                    crate::stats::latency_bucket(r.latency_us),
+                ))
+                .or_default() += 1;
+        }
     }
-    out
+    (spend, latency)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -793,7 +909,25 @@ pub struct RequestFilter {
 /// `DATABASE_URL` is set (each in a fresh schema); says so when it is skipped.
 #[cfg(test)]
 pub(crate) async fn test_stores() -> Vec<Store> {
-    let mut out = vec![Store::open_memory().await.expect("sqlite")];
+    test_stores_until(i64::MAX, i64::MAX).await
+}
+
+/// [`test_stores`] with the SQLite and PostgreSQL migrations applied only up
+/// to the given versions: a store as an older release left it.
+#[cfg(test)]
+pub(crate) async fn test_stores_until(sqlite: i64, postgres: i64) -> Vec<Store> {
+    let opts = SqliteConnectOptions::from_str("sqlite::memory:").expect("sqlite options");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("sqlite");
+    let mut out = vec![
+        Store::ready_until(Pool::Sqlite(pool), sqlite)
+            .await
+            .expect("sqlite"),
+    ];
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
             let schema = format!(
@@ -805,7 +939,7 @@ pub(crate) async fn test_stores() -> Vec<Store> {
                     .unwrap_or(0)
             );
             out.push(
-                Store::open_postgres(&url, Some(&schema))
+                Store::open_postgres_until(&url, Some(&schema), postgres)
                     .await
                     .expect("postgres"),
             );
