@@ -25,8 +25,8 @@ pub mod messages;
 pub mod routes;
 pub mod settle;
 pub mod state;
-pub mod trace;
 pub mod stats;
+pub mod trace;
 pub mod ui;
 
 use std::future::{Future, IntoFuture};
