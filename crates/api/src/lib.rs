@@ -1,7 +1,8 @@
 //! Wire types for the APIs Modelgate speaks, owned by us.
 //!
-//! Role: serde types for OpenAI Chat Completions / Embeddings / Models and the
-//! Anthropic Messages API, exactly as they travel on the wire.
+//! Role: serde types for OpenAI Chat Completions / Embeddings / Models, the
+//! Anthropic Messages API and the Amazon Bedrock Converse API, exactly as they
+//! travel on the wire.
 //!
 //! Invariants:
 //! - Every object type keeps a `#[serde(flatten)] extra` map, so fields we do not
@@ -10,6 +11,7 @@
 //! - No dependency besides serde: no I/O, no async runtime.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod openai;
 
 /// A JSON object with unknown fields, kept in arrival order is not guaranteed.
