@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod eventstream;
 pub mod json;
 pub mod openai;
+pub mod sigv4;
 pub mod sse;
 
 use modelgate_core::ErrorClass;
