@@ -9,6 +9,7 @@
 //! makes golden tests, property tests and fuzzing cheap.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod eventstream;
 pub mod json;
 pub mod openai;

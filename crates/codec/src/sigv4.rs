@@ -420,7 +420,7 @@ fn parse_url(url: &str) -> Result<ParsedUrl, SignError> {
 
 /// Percent-encodes everything but the RFC 3986 unreserved characters (and
 /// `/` when `keep_slash`), with upper-case hex, as SigV4 requires.
-fn uri_encode(s: &str, keep_slash: bool) -> String {
+pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric()
