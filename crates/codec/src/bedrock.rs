@@ -1381,7 +1381,14 @@ fn failure(status: Option<u16>, kind: Option<&str>, message: Option<&str>) -> Up
     let class = name
         .as_deref()
         .and_then(class_for_exception)
-        .or_else(|| status.map(crate::class_for_status))
+        .or_else(|| {
+            status.map(|s| match s {
+                // A gateway gave up waiting (the shared mapping calls it a
+                // plain 5xx); the model may just be slow.
+                504 => ErrorClass::UpstreamTimeout,
+                s => crate::class_for_status(s),
+            })
+        })
         .unwrap_or(ErrorClass::UpstreamError);
     let overflow = class == ErrorClass::UpstreamBadRequest
         && name.as_deref() != Some("ResourceNotFoundException")
