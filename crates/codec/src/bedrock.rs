@@ -38,7 +38,14 @@
 //! - `cache_control` on a content part → a `cachePoint` block after it.
 //! - Model-specific parameters (reasoning budgets, `top_k`) are not guessed
 //!   from OpenAI fields: a deployment sets them with
-//!   [`EncodeOptions::additional_model_request_fields`].
+//!   [`EncodeOptions::additional_model_request_fields`]; the client's
+//!   `reasoning_effort` / `top_k` are rejected by name (or dropped).
+//! - Dropped as carrying no meaning upstream: `user`, `metadata`,
+//!   `service_tier`, `store: false`, and the `strict` flags of tools and
+//!   schemas (Converse enforces output schemas itself; tool `strict` is
+//!   model-specific).
+//! - Tool calls the provider runs itself (`"type": "server_tool_use"`) are
+//!   not returned as client tool calls.
 
 use std::collections::{HashMap, HashSet};
 
@@ -907,6 +914,12 @@ impl Counts {
     }
 }
 
+/// Whether a tool-use block is marked `"type": "server_tool_use"` (a
+/// system tool Bedrock runs itself, not a call for the client).
+fn is_server_tool(extra: &Extra) -> bool {
+    extra.get("type").and_then(Value::as_str) == Some("server_tool_use")
+}
+
 /// Compact JSON of a value (tool inputs as OpenAI `arguments`, schemas).
 fn compact_json(v: &Value) -> String {
     // Serializing a `Value` cannot fail (its map keys are strings).
@@ -927,6 +940,8 @@ pub fn decode_response(resp: ConverseResponse, ctx: &ResponseContext) -> (ChatCo
             ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(r)) => {
                 reasoning.push_str(&r.text);
             }
+            // A tool the provider ran itself: not the client's to call.
+            ContentBlock::ToolUse(t) if is_server_tool(&t.extra) => {}
             ContentBlock::ToolUse(t) => {
                 if json_content.is_none() && ctx.json_tool.as_deref() == Some(t.name.as_str()) {
                     json_content = Some(compact_json(&t.input));
@@ -1214,6 +1229,10 @@ impl StreamDecoder {
             self.blocks.insert(index, BlockKind::Ignored);
             return vec![];
         };
+        if is_server_tool(&start.extra) {
+            self.blocks.insert(index, BlockKind::Ignored);
+            return vec![];
+        }
         if !self.json_tool_used && self.ctx.json_tool.as_deref() == Some(start.name.as_str()) {
             self.json_tool_used = true;
             self.blocks.insert(index, BlockKind::JsonTool);

@@ -711,6 +711,47 @@ fn decode_cache_usage() {
 }
 
 #[test]
+fn server_tool_use_is_not_a_client_call() {
+    let out = decode(
+        json!({
+            "output": {"message": {"role": "assistant", "content": [
+                {"toolUse": {"toolUseId": "srv_1", "name": "nova_grounding", "input": {"query": "x"}, "type": "server_tool_use"}},
+                {"text": "Grounded answer."}
+            ]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15}
+        }),
+        &ctx(),
+    );
+    let msg = &out["completion"]["choices"][0]["message"];
+    assert!(msg.get("tool_calls").is_none(), "{msg}");
+    assert_eq!(msg["content"], json!("Grounded answer."));
+
+    let r = run(
+        &[
+            event("messageStart", json!({"role": "assistant"})),
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "srv_1", "name": "nova_grounding", "type": "server_tool_use"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"query\":\"x\"}"}}}),
+            ),
+            event("contentBlockStop", json!({"contentBlockIndex": 0})),
+            event("messageStop", json!({"stopReason": "end_turn"})),
+        ],
+        ctx(),
+        17,
+    );
+    assert!(
+        r.chunks
+            .iter()
+            .all(|c| c.choices.iter().all(|ch| ch.delta.tool_calls.is_none()))
+    );
+}
+
+#[test]
 fn decode_json_tool() {
     let ctx = ResponseContext {
         json_tool: Some("json_response".into()),
