@@ -1,8 +1,8 @@
 //! Wire types for the APIs Modelgate speaks, owned by us.
 //!
 //! Role: serde types for OpenAI Chat Completions / Embeddings / Models, the
-//! Anthropic Messages API and the Google Gemini API, exactly as they travel on
-//! the wire.
+//! Anthropic Messages API, the Google Gemini API and the Amazon Bedrock
+//! Converse API, exactly as they travel on the wire.
 //!
 //! Invariants:
 //! - Every object type keeps a `#[serde(flatten)] extra` map, so fields we do not
@@ -11,6 +11,7 @@
 //! - No dependency besides serde: no I/O, no async runtime.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 

@@ -10,10 +10,13 @@
 //! makes golden tests, property tests and fuzzing cheap.
 
 pub mod anthropic;
+pub mod bedrock;
+pub mod eventstream;
 pub mod gemini;
 pub mod json;
 pub mod messages;
 pub mod openai;
+pub mod sigv4;
 pub mod sse;
 
 use modelgate_core::ErrorClass;
