@@ -1034,3 +1034,28 @@ class TestAsync:
                 ]
 
         asyncio.run(main())
+
+
+# --- Responses API (passed through to OpenAI deployments) ---------------------
+
+
+def test_responses_create_passes_through(client):
+    resp = client.responses.create(model="up-gpt", input="Say hello", instructions="Be brief.")
+    assert resp.object == "response"
+    assert resp.status == "completed"
+    assert resp.output_text == "Hello from upstream."
+    assert resp.usage.output_tokens == 5
+
+
+def test_responses_stream_accumulates(client):
+    with client.responses.stream(model="up-gpt", input="Say hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "Hello from upstream."
+    assert final.usage.input_tokens == 12
+
+
+def test_responses_on_a_non_openai_model_is_a_clear_400(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model="echo-alias", input="hi")
+    assert e.value.body["param"] == "model"

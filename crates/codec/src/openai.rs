@@ -287,9 +287,188 @@ fn failure_from_error_value(
     }
 }
 
+/// Usage as the Responses API reports it (`input_tokens`, `output_tokens`,
+/// with cached and reasoning details).
+#[derive(Debug, Deserialize)]
+struct ResponsesUsageWire {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<CachedWire>,
+    #[serde(default)]
+    output_tokens_details: Option<ReasoningWire>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CachedWire {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReasoningWire {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl ResponsesUsageWire {
+    fn core(&self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self
+                .input_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: self
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            estimated: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ResponseUsagePeek {
+    #[serde(default)]
+    usage: Option<ResponsesUsageWire>,
+}
+
+/// Usage of a Responses API `response` object, if it reports any.
+pub fn responses_usage(body: &[u8]) -> Option<Usage> {
+    let p: ResponseUsagePeek = serde_json::from_slice(body).ok()?;
+    p.usage.map(|u| u.core())
+}
+
+/// What the gateway needs from one Responses stream event it passes through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponsesPeek {
+    /// Generated text, reasoning or tool arguments.
+    pub has_content: bool,
+    pub content_chars: usize,
+    /// The terminal `response.completed` / `response.incomplete` event, with
+    /// the response's usage.
+    pub done: bool,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesEventWire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    delta: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    response: Option<ResponseUsagePeek>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads one event of a Responses API stream
+/// (<https://platform.openai.com/docs/api-reference/responses-streaming>).
+/// `error` and `response.failed` events are the upstream's failure.
+pub fn peek_responses_event(data: &str, provider: &str) -> Result<ResponsesPeek, UpstreamFailure> {
+    let ev: ResponsesEventWire<'_> = serde_json::from_str(data).map_err(|_| UpstreamFailure {
+        class: ErrorClass::UpstreamError,
+        status: None,
+        message: format!("{provider}: malformed stream event"),
+        upstream_code: None,
+    })?;
+    let mut peek = ResponsesPeek::default();
+    match ev.kind.as_ref() {
+        "response.output_text.delta"
+        | "response.refusal.delta"
+        | "response.function_call_arguments.delta"
+        | "response.reasoning_summary_text.delta"
+        | "response.reasoning_text.delta" => {
+            peek.has_content = true;
+            peek.content_chars = ev.delta.as_deref().map_or(0, |d| d.chars().count());
+        }
+        "response.output_item.added" => peek.has_content = true,
+        "response.completed" | "response.incomplete" => {
+            peek.done = true;
+            peek.usage = ev.response.and_then(|r| r.usage).map(|u| u.core());
+        }
+        "response.failed" | "error" => {
+            let message = ev
+                .message
+                .map(|m| m.into_owned())
+                .or_else(|| {
+                    ev.error
+                        .as_ref()
+                        .and_then(|e| e.get("message"))
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "the response failed".to_owned());
+            return Err(UpstreamFailure {
+                class: ErrorClass::UpstreamError,
+                status: None,
+                message: format!("{provider}: {}", excerpt(&message)),
+                upstream_code: ev.code.map(|c| c.into_owned()),
+            });
+        }
+        _ => {}
+    }
+    Ok(peek)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_events_are_metered() {
+        let p = peek_responses_event(
+            r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hé","sequence_number":4}"#,
+            "openai",
+        )
+        .unwrap();
+        assert!(p.has_content && !p.done);
+        assert_eq!(p.content_chars, 2);
+        let p = peek_responses_event(
+            r#"{"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":6,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":16}}}"#,
+            "openai",
+        )
+        .unwrap();
+        assert!(p.done);
+        let u = p.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.reasoning_tokens
+            ),
+            (10, 6, 4, 2)
+        );
+        let e = peek_responses_event(
+            r#"{"type":"error","code":"server_error","message":"boom","sequence_number":3}"#,
+            "openai",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "openai: boom");
+        let e = peek_responses_event(
+            r#"{"type":"response.failed","sequence_number":3,"response":{"status":"failed","error":{"code":"server_error","message":"x"}}}"#,
+            "openai",
+        );
+        assert!(e.is_err());
+        assert_eq!(
+            responses_usage(br#"{"id":"r","usage":{"input_tokens":3,"output_tokens":1}}"#)
+                .map(|u| u.input_tokens),
+            Some(3)
+        );
+    }
 
     #[test]
     fn response_facts_read_completions_and_chunks() {

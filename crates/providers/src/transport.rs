@@ -378,6 +378,48 @@ impl Upstreams {
         )))
     }
 
+    /// `POST /responses` on an OpenAI deployment: the client's body with only
+    /// `model` replaced; the reply (or each stream event) passes through
+    /// unchanged and is metered.
+    pub async fn openai_responses(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        stream: bool,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
+        let body = modelgate_codec::json::set_members(raw, &[("model", &model)]).map_err(|_| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                "request body must be a JSON object",
+            ))
+        })?;
+        let url = format!("{}/responses", d.base_url);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
+        let resp = self.send(target, url, body, ctx).await?;
+        if !stream {
+            let body = Self::read_body(d, resp, deadline).await?;
+            let usage = openai::responses_usage(&body);
+            return Ok(ChatReply::Complete { body, usage });
+        }
+        let provider = d.provider.as_str();
+        let state = ResponsesStream {
+            deployment: target.deployment.clone(),
+            source: SseSource::new(resp, d.timeouts.idle, provider),
+            provider,
+            finished: false,
+            pending_done: false,
+        };
+        Ok(ChatReply::Stream(ChatStream::new(
+            futures_util::stream::unfold(state, |mut s| async move {
+                let item = s.next().await?;
+                Some((item, s))
+            }),
+        )))
+    }
+
     /// `POST /v1/messages/count_tokens` on an Anthropic deployment (the
     /// client's body, `model` replaced); the answer as it came.
     pub async fn anthropic_count_tokens(
@@ -514,6 +556,55 @@ impl AnthropicStream {
         redact_secrets(&mut f.message, &self.deployment);
         self.queue.push_back(StreamItem::Failed(f));
         self.finished = true;
+    }
+}
+
+/// A Responses API stream passed through: each event's JSON as it came, metered.
+struct ResponsesStream {
+    deployment: Arc<Deployment>,
+    source: SseSource,
+    provider: &'static str,
+    finished: bool,
+    /// The terminal event went out; `Done` follows.
+    pending_done: bool,
+}
+
+impl ResponsesStream {
+    async fn next(&mut self) -> Option<StreamItem> {
+        if self.pending_done {
+            self.pending_done = false;
+            self.finished = true;
+            return Some(StreamItem::Done);
+        }
+        if self.finished {
+            return None;
+        }
+        let failed = |s: &mut Self, mut f: UpstreamFailure| {
+            redact_secrets(&mut f.message, &s.deployment);
+            s.finished = true;
+            Some(StreamItem::Failed(f))
+        };
+        match self.source.next_event().await {
+            Err(f) => failed(self, f),
+            Ok(None) => failed(self, ended_early(self.provider)),
+            Ok(Some(ev)) if ev.data.trim() == "[DONE]" => {
+                self.finished = true;
+                Some(StreamItem::Done)
+            }
+            Ok(Some(ev)) => match openai::peek_responses_event(&ev.data, self.provider) {
+                Err(f) => failed(self, f),
+                Ok(peek) => {
+                    self.pending_done = peek.done;
+                    Some(StreamItem::Chunk {
+                        data: Bytes::from(ev.data),
+                        has_content: peek.has_content,
+                        content_chars: peek.content_chars,
+                        usage: peek.usage,
+                        forward: true,
+                    })
+                }
+            },
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod edge;
 pub mod error;
 pub mod governance;
 pub mod messages;
+pub mod responses;
 pub mod routes;
 pub mod settle;
 pub mod state;
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/messages/count_tokens",
             post(messages::count_tokens).fallback(edge::method_not_allowed),
+        )
+        .route(
+            "/v1/responses",
+            post(responses::responses).fallback(edge::method_not_allowed),
         )
         .route(
             "/v1/embeddings",

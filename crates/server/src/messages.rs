@@ -219,7 +219,7 @@ enum Reply {
 }
 
 /// `x-modelgate-tags: eu,gpu` (Messages has no metadata to carry them).
-fn header_tags(headers: &HeaderMap) -> Vec<String> {
+pub(crate) fn header_tags(headers: &HeaderMap) -> Vec<String> {
     headers
         .get("x-modelgate-tags")
         .and_then(|v| v.to_str().ok())
@@ -433,8 +433,9 @@ impl Stream for MessagesSse {
     }
 }
 
-/// The `type` of an event's JSON (Anthropic names each event after it).
-fn event_type(data: &[u8]) -> String {
+/// The `type` of an event's JSON (Anthropic and the Responses API name each
+/// event after it).
+pub(crate) fn event_type(data: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Typed<'a> {
         #[serde(rename = "type", borrow)]
@@ -443,7 +444,11 @@ fn event_type(data: &[u8]) -> String {
     serde_json::from_slice::<Typed<'_>>(data)
         .map(|t| t.kind.into_owned())
         .ok()
-        .filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        })
         .unwrap_or_else(|| "message".to_owned())
 }
 

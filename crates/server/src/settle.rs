@@ -231,6 +231,7 @@ impl Settle {
         let route: &'static str = match rec.route.as_str() {
             "embeddings" => "embeddings",
             "messages" => "messages",
+            "responses" => "responses",
             _ => "chat",
         };
         let alias = if self.alias_label.is_empty() {

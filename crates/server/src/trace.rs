@@ -155,6 +155,7 @@ pub fn spans(s: &Settled<'_>) -> Vec<Span> {
     let (operation, path) = match rec.route.as_str() {
         "embeddings" => ("embeddings", "/v1/embeddings"),
         "messages" => ("chat", "/v1/messages"),
+        "responses" => ("chat", "/v1/responses"),
         _ => ("chat", "/v1/chat/completions"),
     };
     let end = unix_ns(s.started, s.ended);

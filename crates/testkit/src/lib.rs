@@ -390,6 +390,11 @@ fn default_reply(path: &str, body: &Value) -> Reply {
             anthropic_stream(&["Hello", " from", " Claude."]),
             Split::Events,
         ),
+        ("/v1/responses", false) => Reply::json(openai_response("Hello from upstream.")),
+        ("/v1/responses", true) => Reply::sse(
+            openai_response_stream(&["Hello", " from", " upstream."]),
+            Split::Events,
+        ),
         ("/v1/embeddings", _) => Reply::json(json!({
             "object": "list",
             "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
@@ -600,6 +605,80 @@ fn cut(bytes: &[u8], split: Split, events: &[String]) -> Vec<Vec<u8>> {
             out
         }
     }
+}
+
+/// A canned OpenAI Responses API `response` object with one text message.
+pub fn openai_response(text: &str) -> Value {
+    json!({
+        "id": "resp_upstream_1", "object": "response", "created_at": 1_741_476_542,
+        "status": "completed", "error": null, "incomplete_details": null,
+        "instructions": null, "max_output_tokens": null,
+        "model": "gpt-4.1-mini-2025-04-14",
+        "output": [{
+            "type": "message", "id": "msg_upstream_1", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]
+        }],
+        "parallel_tool_calls": true, "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null}, "store": true,
+        "temperature": 1.0, "text": {"format": {"type": "text"}},
+        "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled",
+        "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 17},
+        "user": null, "metadata": {}
+    })
+}
+
+/// Responses API stream events (`event:` + `data:`) for `pieces` of text,
+/// in the documented order, ending with `response.completed`.
+pub fn openai_response_stream(pieces: &[&str]) -> Vec<String> {
+    let text: String = pieces.concat();
+    let mut done = openai_response(&text);
+    let mut created = done.clone();
+    created["status"] = json!("in_progress");
+    created["output"] = json!([]);
+    created["usage"] = Value::Null;
+    let item_id = "msg_upstream_1";
+    let mut seq = 0u64;
+    let mut out = Vec::new();
+    let mut ev = |mut v: Value| {
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        out.push(format!(
+            "event: {}\ndata: {v}\n\n",
+            v["type"].as_str().unwrap_or("")
+        ));
+    };
+    ev(json!({"type": "response.created", "response": created.clone()}));
+    ev(json!({"type": "response.in_progress", "response": created}));
+    ev(
+        json!({"type": "response.output_item.added", "output_index": 0,
+              "item": {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}}),
+    );
+    ev(
+        json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0,
+              "part": {"type": "output_text", "text": "", "annotations": []}}),
+    );
+    for p in pieces {
+        ev(
+            json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
+                  "content_index": 0, "delta": p, "logprobs": []}),
+        );
+    }
+    ev(
+        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0,
+              "content_index": 0, "text": text, "logprobs": []}),
+    );
+    ev(
+        json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0,
+              "part": {"type": "output_text", "text": text, "annotations": []}}),
+    );
+    ev(
+        json!({"type": "response.output_item.done", "output_index": 0, "item": done["output"][0].clone()}),
+    );
+    done["id"] = json!("resp_upstream_1");
+    ev(json!({"type": "response.completed", "response": done}));
+    out
 }
 
 /// A canned OpenAI `chat.completion`.
