@@ -268,60 +268,58 @@ impl Stream for ResponsesSse {
             );
             return Poll::Ready(Some(Ok(b)));
         }
-        loop {
-            let item = match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(item) => item,
-            };
-            match item {
-                Some(StreamItem::Chunk {
-                    data,
-                    has_content,
-                    content_chars,
-                    usage,
-                    ..
-                }) => {
-                    if !this.settle.chunk(has_content, content_chars, usage) {
-                        let b = this.fail(
-                            ErrorClass::BudgetExceeded,
-                            "the stream was stopped: continuing would exceed a hard budget",
-                            Some("budget_exceeded"),
-                        );
-                        return Poll::Ready(Some(Ok(b)));
-                    }
-                    if let Ok(Sequenced {
-                        sequence_number: Some(n),
-                    }) = serde_json::from_slice(&data)
-                    {
-                        this.sequence = n;
-                    }
-                    this.settle.capture_event(&data);
-                    let mut buf = Vec::with_capacity(data.len() + 48);
-                    buf.extend_from_slice(b"event: ");
-                    buf.extend_from_slice(event_type(&data).as_bytes());
-                    buf.push(b'\n');
-                    modelgate_codec::sse::encode_data(&mut buf, &data);
-                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
-                }
-                Some(StreamItem::Done) => {
-                    this.done = true;
-                    this.settle.completed();
-                    return Poll::Ready(None);
-                }
-                Some(StreamItem::Failed(failure)) => {
-                    tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
-                    let code = failure.upstream_code.clone();
-                    let b = this.fail(failure.class, &failure.message, code.as_deref());
-                    return Poll::Ready(Some(Ok(b)));
-                }
-                None => {
+        let item = match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match item {
+            Some(StreamItem::Chunk {
+                data,
+                has_content,
+                content_chars,
+                usage,
+                ..
+            }) => {
+                if !this.settle.chunk(has_content, content_chars, usage) {
                     let b = this.fail(
-                        ErrorClass::UpstreamError,
-                        "upstream stream ended unexpectedly",
-                        None,
+                        ErrorClass::BudgetExceeded,
+                        "the stream was stopped: continuing would exceed a hard budget",
+                        Some("budget_exceeded"),
                     );
                     return Poll::Ready(Some(Ok(b)));
                 }
+                if let Ok(Sequenced {
+                    sequence_number: Some(n),
+                }) = serde_json::from_slice(&data)
+                {
+                    this.sequence = n;
+                }
+                this.settle.capture_event(&data);
+                let mut buf = Vec::with_capacity(data.len() + 48);
+                buf.extend_from_slice(b"event: ");
+                buf.extend_from_slice(event_type(&data).as_bytes());
+                buf.push(b'\n');
+                modelgate_codec::sse::encode_data(&mut buf, &data);
+                return Poll::Ready(Some(Ok(Bytes::from(buf))));
+            }
+            Some(StreamItem::Done) => {
+                this.done = true;
+                this.settle.completed();
+                return Poll::Ready(None);
+            }
+            Some(StreamItem::Failed(failure)) => {
+                tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
+                let code = failure.upstream_code.clone();
+                let b = this.fail(failure.class, &failure.message, code.as_deref());
+                return Poll::Ready(Some(Ok(b)));
+            }
+            None => {
+                let b = this.fail(
+                    ErrorClass::UpstreamError,
+                    "upstream stream ended unexpectedly",
+                    None,
+                );
+                return Poll::Ready(Some(Ok(b)));
             }
         }
     }
