@@ -300,18 +300,18 @@ impl Stream for ResponsesSse {
                 buf.extend_from_slice(event_type(&data).as_bytes());
                 buf.push(b'\n');
                 modelgate_codec::sse::encode_data(&mut buf, &data);
-                return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                Poll::Ready(Some(Ok(Bytes::from(buf))))
             }
             Some(StreamItem::Done) => {
                 this.done = true;
                 this.settle.completed();
-                return Poll::Ready(None);
+                Poll::Ready(None)
             }
             Some(StreamItem::Failed(failure)) => {
                 tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
                 let code = failure.upstream_code.clone();
                 let b = this.fail(failure.class, &failure.message, code.as_deref());
-                return Poll::Ready(Some(Ok(b)));
+                Poll::Ready(Some(Ok(b)))
             }
             None => {
                 let b = this.fail(
@@ -319,7 +319,7 @@ impl Stream for ResponsesSse {
                     "upstream stream ended unexpectedly",
                     None,
                 );
-                return Poll::Ready(Some(Ok(b)));
+                Poll::Ready(Some(Ok(b)))
             }
         }
     }
