@@ -691,7 +691,7 @@ fn gemini_generation_config(gc: &Value) -> Result<(), String> {
     number("frequencyPenalty", -2.0, 2.0)?;
     for k in ["candidateCount", "maxOutputTokens"] {
         if let Some(v) = obj.get(k)
-            && !v.as_u64().is_some_and(|n| n >= 1)
+            && v.as_u64().is_none_or(|n| n < 1)
         {
             return Err(format!(
                 "* GenerateContentRequest.{at}.{k}: must be a positive integer"
@@ -704,7 +704,7 @@ fn gemini_generation_config(gc: &Value) -> Result<(), String> {
         return Err(format!("Invalid value at '{at}.top_k' (TYPE_INT32)"));
     }
     if let Some(v) = obj.get("seed")
-        && !v.as_i64().is_some_and(|s| i32::try_from(s).is_ok())
+        && v.as_i64().is_none_or(|s| i32::try_from(s).is_err())
     {
         return Err(format!("Invalid value at '{at}.seed' (TYPE_INT32)"));
     }
