@@ -34,7 +34,7 @@ SHUTDOWN_TIMEOUT_S = 15.0
 
 UPSTREAM_KEY = "sk-upstream-sdk-tests"
 
-# `{upstream}` is the mock upstream's URL (OpenAI and Anthropic wire formats).
+# `{upstream}` is the mock upstream's URL (OpenAI, Anthropic and Gemini wire formats).
 CONFIG_YAML = f"""\
 server:
   max_body_bytes: {MAX_BODY_BYTES}
@@ -48,6 +48,11 @@ models:
   - name: up-claude
     provider: anthropic
     model: claude-sonnet-4-5
+    base_url: {{upstream}}
+    api_key: {UPSTREAM_KEY}
+  - name: up-gemini
+    provider: gemini
+    model: gemini-2.5-flash
     base_url: {{upstream}}
     api_key: {UPSTREAM_KEY}
   - name: slow
@@ -130,6 +135,9 @@ def _start(
     env["OPENAI_BASE_URL"] = f"{upstream}/v1"
     env["ANTHROPIC_API_KEY"] = UPSTREAM_KEY
     env["ANTHROPIC_BASE_URL"] = upstream
+    env["GEMINI_API_KEY"] = UPSTREAM_KEY
+    env["GEMINI_BASE_URL"] = upstream
+    env.pop("GOOGLE_API_KEY", None)
     env.setdefault("RUST_LOG", "info")
     log = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -168,7 +176,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[str]:
-    """The test kit's mock upstream: OpenAI and Anthropic wire formats, strict
+    """The test kit's mock upstream: OpenAI, Anthropic and Gemini wire formats, strict
     request validation like the real APIs, tool calls when tools are offered."""
     binary = _mock_upstream_binary()
     if not binary.is_file():

@@ -2,7 +2,8 @@
 
 The gateway serves the Messages API over any provider: here the OpenAI-format
 mock upstream (`up-gpt`, translated), the Anthropic-format one (`up-claude`,
-passed through) and the built-in mock provider. The SDK's own stream
+passed through), the Gemini-format one (`up-gemini`, translated) and the
+built-in mock provider. The SDK's own stream
 accumulator checks that the events are well-formed (block indices, deltas,
 message_delta usage).
 """
@@ -30,7 +31,7 @@ def claude(base_url: str, master_key: str):
     c.close()
 
 
-MODELS = ["up-gpt", "up-claude"]
+MODELS = ["up-gpt", "up-claude", "up-gemini"]
 
 
 @pytest.mark.parametrize("model", MODELS)

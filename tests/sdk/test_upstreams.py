@@ -1,6 +1,7 @@
 """The OpenAI SDK through the gateway to real wire formats: an OpenAI-format
-upstream (raw-body passthrough) and an Anthropic-format upstream (translated
-both ways), both served by the test kit's strict mock upstream."""
+upstream (raw-body passthrough), an Anthropic-format upstream and a
+Gemini-format upstream (both translated both ways), all served by the test
+kit's strict mock upstream."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ WEATHER_TOOL = {
     },
 }
 
-MODELS = ["up-gpt", "up-claude", "openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
+MODELS = [
+    "up-gpt",
+    "up-claude",
+    "up-gemini",
+    "openai/gpt-4o-mini",
+    "anthropic/claude-haiku-4-5",
+    "gemini/gemini-2.5-flash",
+]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -192,3 +200,64 @@ def test_embeddings_through_openai_upstream(client: openai.OpenAI):
     r = client.embeddings.create(model="openai/text-embedding-3-small", input="hello")
     assert r.data[0].embedding == [0.1, 0.2, 0.3]
     assert r.usage.prompt_tokens == 3
+
+
+@pytest.mark.parametrize("model", ["up-gemini", "gemini/gemini-2.5-flash"])
+def test_gemini_tool_round_trip_keeps_the_thought_signature(client: openai.OpenAI, model: str):
+    # Gemini signs its function calls; the signature rides on the tool call
+    # (`extra_content.google.thought_signature`) and must come back with it.
+    # The mock rejects what Gemini rejects (a call turn not after a user turn,
+    # a response count that differs from the call count, snake_case fields).
+    first = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+    )
+    message = first.choices[0].message
+    call = message.tool_calls[0]
+    assert call.model_extra["extra_content"]["google"]["thought_signature"]
+    second = client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18C"},
+        ],
+        tools=[WEATHER_TOOL],
+        tool_choice="none",
+    )
+    assert second.choices[0].message.content == "Hello from Gemini."
+
+
+def test_gemini_streamed_tool_call_and_usage(client: openai.OpenAI):
+    stream = client.chat.completions.create(
+        model="up-gemini",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert [tc.function.name for tc in calls] == ["get_weather"]
+    assert json.loads(calls[0].function.arguments) == {"city": "mock", "days": 1}
+    assert chunks[-1].choices == []
+    # 12 candidate tokens + 6 thought tokens, billed as output.
+    assert chunks[-1].usage.completion_tokens == 18
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 6
+
+
+def test_gemini_rejects_what_it_cannot_take_by_name(client: openai.OpenAI):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="up-gemini",
+            messages=[{"role": "user", "content": "hi"}],
+            logit_bias={"50256": -100},
+        )
+    assert e.value.body["param"] == "logit_bias"
+
+
+def test_gemini_has_no_embeddings(client: openai.OpenAI):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="up-gemini", input="hello")
+    assert "not supported for this provider" in e.value.message

@@ -6,6 +6,14 @@
 //! snapshots such as `gpt-4o-2024-08-06` or `claude-sonnet-4-5-20250929`
 //! find `gpt-4o` / `claude-sonnet-4-5`). `openai_compatible` deployments have no
 //! catalog prices: their prices depend on the host.
+//!
+//! One row holds one price per token kind. Providers that price long prompts
+//! higher (Google charges more for Gemini prompts over 200k tokens on some
+//! models) cannot be expressed: such a row would carry the ≤200k price, so
+//! long prompts would be under-costed. The catalog has no `gemini` rows yet —
+//! Google's official price list could not be checked when the provider was
+//! wired — so Gemini deployments are costed only when they set `price:`
+//! (otherwise their cost is recorded as unknown, and budgets refuse them).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -125,6 +133,8 @@ mod tests {
         );
         assert!(lookup("openai", "gpt-4oops").is_none());
         assert!(lookup("openai_compatible", "llama3").is_none());
+        // No unverified Gemini prices: costed only with a deployment `price:`.
+        assert!(lookup("gemini", "gemini-2.5-flash").is_none());
         assert_eq!(lookup("mock", "echo").unwrap().input_per_mtok, 0);
     }
 

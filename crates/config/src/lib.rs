@@ -41,6 +41,9 @@ pub const DEFAULT_SQLITE_PATH: &str = "modelgate.db";
 pub const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
 /// Anthropic's API base (the SDK's default `base_url`, without `/v1`).
 pub const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
+/// The Gemini API (Google AI Studio) host, without an API version: requests go
+/// to `{base}/v1beta/models/{model}:generateContent`.
+pub const GEMINI_DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
 
 /// The validated runtime configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +314,9 @@ pub enum ProviderKind {
     OpenAiCompatible,
     /// Anthropic Messages API.
     Anthropic,
+    /// Google Gemini API (AI Studio keys): `generateContent` /
+    /// `streamGenerateContent`.
+    Gemini,
     /// The built-in mock: no network.
     Mock,
 }
@@ -322,6 +328,7 @@ impl ProviderKind {
             ProviderKind::OpenAi => "openai",
             ProviderKind::OpenAiCompatible => "openai_compatible",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
             ProviderKind::Mock => "mock",
         }
     }
@@ -332,13 +339,15 @@ impl ProviderKind {
             "openai" => ProviderKind::OpenAi,
             "openai_compatible" => ProviderKind::OpenAiCompatible,
             "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
             "mock" => ProviderKind::Mock,
             _ => return None,
         })
     }
 
     /// All kinds, for error messages and schemas.
-    pub const ALL: [&'static str; 4] = ["openai", "openai_compatible", "anthropic", "mock"];
+    pub const ALL: [&'static str; 5] =
+        ["openai", "openai_compatible", "anthropic", "gemini", "mock"];
 }
 
 /// Upstream timeouts of a deployment.
@@ -373,7 +382,8 @@ pub struct Deployment {
     pub provider: ProviderKind,
     /// Upstream model id; empty for prefix templates (the suffix is used).
     pub upstream_model: String,
-    /// API base, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    /// API base, e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`
+    /// or `https://generativelanguage.googleapis.com`.
     pub base_url: String,
     pub api_key: Option<Secret>,
     /// Extra headers sent upstream (may hold secrets: never logged).
@@ -382,8 +392,11 @@ pub struct Deployment {
     pub price: Option<Price>,
     /// Drop request fields this provider cannot take instead of rejecting them.
     pub drop_unsupported_params: bool,
-    /// `max_tokens` sent when the client sets none (Anthropic requires one).
-    pub default_max_tokens: u32,
+    /// The output cap sent when the client sets none, as configured
+    /// (`default_max_tokens`). Anthropic requires one and uses
+    /// [`DEFAULT_ANTHROPIC_MAX_TOKENS`] when this is `None`; Gemini sends
+    /// `maxOutputTokens` only when it is set (else the model's own default).
+    pub default_max_tokens: Option<u32>,
     /// Ask OpenAI-dialect upstreams for usage on streams (`stream_options.include_usage`).
     pub stream_usage: bool,
     /// Relative share under the `weighted` strategy.
@@ -398,6 +411,14 @@ pub struct Deployment {
     pub rpm: Option<u32>,
     /// Estimated tokens per minute allowed.
     pub tpm: Option<u64>,
+}
+
+impl Deployment {
+    /// `max_tokens` for Anthropic when the client sets none.
+    pub fn anthropic_max_tokens(&self) -> u32 {
+        self.default_max_tokens
+            .unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS)
+    }
 }
 
 impl Config {

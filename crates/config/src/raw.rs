@@ -33,8 +33,9 @@ pub struct RawConfig {
     /// Payload capture and retention.
     #[serde(default)]
     pub observability: RawObservability,
-    /// Serve `openai/<model>` and `anthropic/<model>` from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`
-    /// (and `mock/<behaviour>` always). Default true.
+    /// Serve `openai/<model>`, `anthropic/<model>` and `gemini/<model>` from
+    /// `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` and `GEMINI_API_KEY` (or
+    /// `GOOGLE_API_KEY`), and `mock/<behaviour>` always. Default true.
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub env_providers: Option<bool>,
@@ -76,11 +77,13 @@ pub struct RawStore {
 pub struct RawDeployment {
     /// Unique name, referred to from `models[].deployments`.
     pub name: String,
-    /// `openai`, `openai_compatible`, `anthropic` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `mock`.
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
-    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
+    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
+    /// Gemini: scheme and host (`/v1beta` is added unless it ends in an API
+    /// version).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -98,7 +101,8 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
-    /// `max_tokens` sent when the client sets none (Anthropic). Default 4096.
+    /// Output cap sent when the client sets none: Anthropic's `max_tokens`
+    /// (default 4096), Gemini's `maxOutputTokens` (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,
@@ -142,11 +146,13 @@ pub struct RawModel {
     pub name: String,
     /// Names of entries in `deployments:` that serve this alias.
     pub deployments: Option<Vec<String>>,
-    /// `openai`, `openai_compatible`, `anthropic` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `mock`.
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
-    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
+    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
+    /// Gemini: scheme and host (`/v1beta` is added unless it ends in an API
+    /// version).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -164,7 +170,8 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
-    /// `max_tokens` sent when the client sets none (Anthropic). Default 4096.
+    /// Output cap sent when the client sets none: Anthropic's `max_tokens`
+    /// (default 4096), Gemini's `maxOutputTokens` (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,

@@ -15,10 +15,10 @@ use crate::raw::{
     RawStore, RawTracing,
 };
 use crate::{
-    ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
-    Fallbacks, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret,
-    ServerConfig, StoreConfig, Strategy, Timeouts,
+    ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env, Fallbacks, GEMINI_DEFAULT_BASE,
+    Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret, ServerConfig,
+    StoreConfig, Strategy, Timeouts,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -503,6 +503,7 @@ fn validate_deployment(
         }
         (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
+        (Some(ProviderKind::Gemini), None) => GEMINI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::OpenAiCompatible), None) => {
             errs.push(
                 format!("{path}.base_url"),
@@ -514,7 +515,7 @@ fn validate_deployment(
     };
     if matches!(
         provider,
-        Some(ProviderKind::OpenAi | ProviderKind::Anthropic)
+        Some(ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::Gemini)
     ) && api_key.is_none()
         && m.api_key.is_none()
         && m.api_key_env.is_none()
@@ -571,10 +572,10 @@ fn validate_deployment(
                 format!("{path}.default_max_tokens"),
                 "must be greater than 0",
             );
-            DEFAULT_ANTHROPIC_MAX_TOKENS
+            None
         }
-        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
-        None => DEFAULT_ANTHROPIC_MAX_TOKENS,
+        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        None => None,
     };
     let headers = m
         .headers
@@ -1072,7 +1073,7 @@ fn template(
         timeouts: Timeouts::default(),
         price: None,
         drop_unsupported_params: false,
-        default_max_tokens: DEFAULT_ANTHROPIC_MAX_TOKENS,
+        default_max_tokens: None,
         stream_usage: true,
         weight: 1,
         priority: 0,
@@ -1089,8 +1090,12 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         "mock".to_owned(),
         Arc::new(template("mock", ProviderKind::Mock, String::new(), None)),
     );
-    let mut add = |prefix: &str, kind, key_var: &str, base_var: &str, default_base: &str| {
-        let Some(key) = env.var(key_var).filter(|k| !k.is_empty()) else {
+    // `key_vars` in order of preference: the first one set wins.
+    let mut add = |prefix: &str, kind, key_vars: &[&str], base_var: &str, default_base: &str| {
+        let Some(key) = key_vars
+            .iter()
+            .find_map(|v| env.var(v).filter(|k| !k.is_empty()))
+        else {
             return;
         };
         let base = env
@@ -1117,16 +1122,26 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
     add(
         "openai",
         ProviderKind::OpenAi,
-        "OPENAI_API_KEY",
+        &["OPENAI_API_KEY"],
         "OPENAI_BASE_URL",
         OPENAI_DEFAULT_BASE,
     );
     add(
         "anthropic",
         ProviderKind::Anthropic,
-        "ANTHROPIC_API_KEY",
+        &["ANTHROPIC_API_KEY"],
         "ANTHROPIC_BASE_URL",
         ANTHROPIC_DEFAULT_BASE,
+    );
+    // Google's Gen AI SDKs read both GOOGLE_API_KEY and GEMINI_API_KEY (and
+    // prefer GOOGLE_API_KEY when both are set). We prefer the Gemini-specific
+    // one, so a GOOGLE_API_KEY kept for another Google API cannot shadow it.
+    add(
+        "gemini",
+        ProviderKind::Gemini,
+        &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        "GEMINI_BASE_URL",
+        GEMINI_DEFAULT_BASE,
     );
     out
 }
@@ -1229,6 +1244,72 @@ mod tests {
         assert_eq!(c.prefixes["openai"].base_url, "http://127.0.0.1:9/v1");
         assert_eq!(c.prefixes["anthropic"].base_url, ANTHROPIC_DEFAULT_BASE);
         assert_eq!(c.server.master_key.as_ref().unwrap().expose(), "mk");
+        assert!(!c.prefixes.contains_key("gemini"));
+    }
+
+    #[test]
+    fn gemini_prefix_from_gemini_or_google_api_key() {
+        let c = Config::load(
+            None,
+            &MapEnv::from_pairs([("GEMINI_API_KEY", "g1"), ("GOOGLE_API_KEY", "g2")]),
+        )
+        .unwrap();
+        let g = &c.prefixes["gemini"];
+        assert_eq!(g.provider, ProviderKind::Gemini);
+        assert_eq!(g.provider.as_str(), "gemini");
+        assert_eq!(g.base_url, GEMINI_DEFAULT_BASE);
+        assert_eq!(g.api_key.as_ref().unwrap().expose(), "g1");
+        let c = Config::load(
+            None,
+            &MapEnv::from_pairs([
+                ("GEMINI_API_KEY", ""),
+                ("GOOGLE_API_KEY", "g2"),
+                ("GEMINI_BASE_URL", "http://127.0.0.1:9/"),
+            ]),
+        )
+        .unwrap();
+        let g = &c.prefixes["gemini"];
+        assert_eq!(g.api_key.as_ref().unwrap().expose(), "g2");
+        assert_eq!(g.base_url, "http://127.0.0.1:9");
+        let errs = Config::load(
+            None,
+            &MapEnv::from_pairs([("GEMINI_API_KEY", "g"), ("GEMINI_BASE_URL", "ftp://x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("GEMINI_BASE_URL"), "{errs}");
+    }
+
+    #[test]
+    fn gemini_deployments_need_a_key_and_default_their_base() {
+        let yaml = r#"
+models:
+  - { name: flash, provider: gemini, model: gemini-2.5-flash, api_key_env: GK }
+  - { name: tuned, provider: gemini, model: tunedModels/x, api_key: k, base_url: "http://127.0.0.1:9/v1beta/", default_max_tokens: 256 }
+"#;
+        let c = Config::load(Some(yaml), &MapEnv::from_pairs([("GK", "gk")])).unwrap();
+        let d = &c.models["flash"].deployments[0];
+        assert_eq!(d.provider, ProviderKind::Gemini);
+        assert_eq!(d.base_url, GEMINI_DEFAULT_BASE);
+        assert_eq!(d.api_key.as_ref().unwrap().expose(), "gk");
+        assert_eq!(d.default_max_tokens, None);
+        let t = &c.models["tuned"].deployments[0];
+        assert_eq!(t.base_url, "http://127.0.0.1:9/v1beta");
+        assert_eq!(t.default_max_tokens, Some(256));
+        let errs = Config::load(
+            Some("models:\n  - { name: g, provider: gemini, model: gemini-2.5-flash }\n  - { name: h, provider: gemni, model: x }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            errs.contains("models[0].api_key: provider gemini needs an API key"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("expected one of openai, openai_compatible, anthropic, gemini, mock"),
+            "{errs}"
+        );
     }
 
     #[test]
@@ -1263,7 +1344,11 @@ models:
         assert_eq!(g.price.unwrap().cached_input_per_mtok, Some(1_250_000));
         assert_eq!(g.timeouts.connect, Duration::from_millis(500));
         assert_eq!(g.base_url, OPENAI_DEFAULT_BASE);
-        assert_eq!(c.models["claude"].deployments[0].default_max_tokens, 1000);
+        assert_eq!(
+            c.models["claude"].deployments[0].default_max_tokens,
+            Some(1000)
+        );
+        assert_eq!(c.models["gpt-4o"].deployments[0].default_max_tokens, None);
         assert_eq!(c.models["local"].deployments[0].api_key, None);
         assert_eq!(c.deployments.len(), 3);
     }
@@ -1406,6 +1491,7 @@ models:
     fn schema_names_fields() {
         let s = Config::json_schema().to_string();
         assert!(s.contains("max_body_bytes") && s.contains("api_key_env"));
+        assert!(s.contains("`gemini`"), "the provider kinds are listed: {s}");
     }
 
     #[test]

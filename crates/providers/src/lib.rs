@@ -142,6 +142,7 @@ impl Upstreams {
         match target.deployment.provider {
             OpenAi | OpenAiCompatible => self.openai_chat(target, req, raw, ctx).await,
             Anthropic => self.anthropic_chat(target, req, ctx).await,
+            Gemini => self.gemini_chat(target, req, ctx).await,
             Mock => mock_deadline(target, mock::chat(&target.upstream_model, req, ctx)).await,
         }
     }
@@ -164,7 +165,26 @@ impl Upstreams {
                     req.model
                 ),
             ))),
+            // Gemini's `embedContent` speaks another format; not translated yet.
+            Gemini => Err(CallError::Codec(CodecError::new(
+                "model",
+                format!(
+                    "model {:?} is served by provider gemini: embeddings are not supported for this provider",
+                    req.model
+                ),
+            ))),
             Mock => mock_deadline(target, mock::embeddings(&target.upstream_model, req)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gemini_default_base_matches_the_codec() {
+        assert_eq!(
+            modelgate_config::GEMINI_DEFAULT_BASE,
+            modelgate_codec::gemini::DEFAULT_BASE_URL
+        );
     }
 }

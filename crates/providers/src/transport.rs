@@ -1,4 +1,4 @@
-//! The shared HTTP client and the OpenAI / Anthropic calls built on it.
+//! The shared HTTP client and the OpenAI / Anthropic / Gemini calls built on it.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use modelgate_api::anthropic::StreamEvent;
 use modelgate_api::openai::ChatRequest;
-use modelgate_codec::{UpstreamFailure, anthropic, openai};
+use modelgate_codec::{UpstreamFailure, anthropic, gemini, openai};
 use modelgate_config::{Config, Deployment, ProviderKind};
-use modelgate_core::ErrorClass;
+use modelgate_core::{ErrorClass, Usage};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::stream::{SseSource, ended_early};
@@ -93,7 +93,17 @@ impl Upstreams {
                     h.insert(HeaderName::from_static("x-api-key"), v);
                 }
             }
-            _ => {
+            // The key goes in a header, never in the `?key=` query parameter:
+            // URLs end up in logs.
+            ProviderKind::Gemini => {
+                if let Some(k) = &d.api_key
+                    && let Ok(mut v) = HeaderValue::from_str(k.expose())
+                {
+                    v.set_sensitive(true);
+                    h.insert(HeaderName::from_static(gemini::API_KEY_HEADER), v);
+                }
+            }
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Mock => {
                 if let Some(k) = &d.api_key
                     && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
                 {
@@ -156,8 +166,17 @@ impl Upstreams {
             };
         let mut failure = match d.provider {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
-            _ => openai::classify_error(status, &body, provider),
+            ProviderKind::Gemini => gemini::classify_error(status, &body),
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Mock => {
+                openai::classify_error(status, &body, provider)
+            }
         };
+        // Gemini sends no `Retry-After` header: its delay is in the body
+        // (`RetryInfo.retryDelay`).
+        let retry_after = retry_after.or_else(|| match d.provider {
+            ProviderKind::Gemini => gemini::retry_after_seconds(&body).map(|s| s.to_string()),
+            _ => None,
+        });
         if failure.class == ErrorClass::UpstreamAuth {
             // Providers quote (masked) keys in these messages; pass on none of it.
             failure.message = format!("{provider}: authentication failed (HTTP {status})");
@@ -269,9 +288,9 @@ impl Upstreams {
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
         let opts = anthropic::EncodeOptions {
-            default_max_tokens: ctx
-                .output_cap
-                .map_or(d.default_max_tokens, |c| c.min(d.default_max_tokens)),
+            default_max_tokens: ctx.output_cap.map_or(d.anthropic_max_tokens(), |c| {
+                c.min(d.anthropic_max_tokens())
+            }),
             drop_unsupported: d.drop_unsupported_params,
         };
         let encoded = anthropic::encode_request(req, &target.upstream_model, &opts)?;
@@ -313,6 +332,84 @@ impl Upstreams {
             deployment: target.deployment.clone(),
             source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
             decoder: anthropic::StreamDecoder::new(rctx),
+            queue: VecDeque::new(),
+            finished: false,
+        };
+        Ok(ChatReply::Stream(ChatStream::new(
+            futures_util::stream::unfold(state, |mut s| async move {
+                let item = s.next().await?;
+                Some((item, s))
+            }),
+        )))
+    }
+
+    /// A chat request translated to Gemini's `generateContent`, or for streams
+    /// `streamGenerateContent?alt=sse`, and the reply translated back.
+    pub(crate) async fn gemini_chat(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        // The budget's cap applies when the client set none; with a
+        // configured default too, the smaller one wins.
+        let default_max_tokens = match (ctx.output_cap, d.default_max_tokens) {
+            (Some(cap), Some(default)) => Some(cap.min(default)),
+            (cap, default) => cap.or(default),
+        };
+        let opts = gemini::EncodeOptions {
+            default_max_tokens,
+            drop_unsupported: d.drop_unsupported_params,
+        };
+        let encoded = gemini::encode_request(req, &target.upstream_model, &opts)?;
+        let body = serde_json::to_vec(&encoded.request).map_err(|e| {
+            CallError::Codec(modelgate_codec::CodecError::new(
+                "",
+                format!("cannot encode request: {e}"),
+            ))
+        })?;
+        let url = gemini::chat_url(&d.base_url, &target.upstream_model, encoded.stream);
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
+        let resp = self.send(target, url, body, ctx).await?;
+        let mut rctx = gemini::ResponseContext {
+            created: ctx.created,
+            model: target.upstream_model.clone(),
+            include_usage: false,
+        };
+        if !encoded.stream {
+            let body = Self::read_body(d, resp, deadline).await?;
+            let parsed: modelgate_api::gemini::GenerateContentResponse =
+                serde_json::from_slice(&body).map_err(|_| {
+                    CallError::upstream(UpstreamFailure {
+                        class: ErrorClass::UpstreamError,
+                        status: None,
+                        message: "gemini: response is not a valid GenerateContentResponse".into(),
+                        upstream_code: None,
+                    })
+                })?;
+            // A prompt Gemini blocked is a content-policy failure.
+            let (completion, usage) = gemini::decode_response(parsed, &rctx).map_err(|mut f| {
+                redact_secrets(&mut f.message, d);
+                CallError::upstream(f)
+            })?;
+            let body = serde_json::to_vec(&completion)
+                .map(Bytes::from)
+                .unwrap_or_default();
+            return Ok(ChatReply::Complete {
+                body,
+                usage: Some(usage),
+            });
+        }
+        // The decoder always makes the final usage chunk, so usage that comes
+        // on an event of its own still reaches the settlement; it is only
+        // forwarded when the client asked for it.
+        rctx.include_usage = true;
+        let state = GeminiStream {
+            deployment: target.deployment.clone(),
+            source: SseSource::new(resp, d.timeouts.idle, "gemini"),
+            decoder: gemini::StreamDecoder::new(rctx),
+            forward_usage: req.wants_stream_usage(),
             queue: VecDeque::new(),
             finished: false,
         };
@@ -605,6 +702,70 @@ impl ResponsesStream {
                 }
             },
         }
+    }
+}
+
+/// A Gemini stream translated to OpenAI chunks. Gemini sends no end event:
+/// the stream is complete when the connection closes cleanly after every
+/// candidate has finished ([`gemini::StreamDecoder::finish`]).
+struct GeminiStream {
+    deployment: Arc<Deployment>,
+    source: SseSource,
+    decoder: gemini::StreamDecoder,
+    /// The client asked for the final usage chunk.
+    forward_usage: bool,
+    queue: VecDeque<StreamItem>,
+    finished: bool,
+}
+
+impl GeminiStream {
+    async fn next(&mut self) -> Option<StreamItem> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.finished {
+                return None;
+            }
+            match self.source.next_event().await {
+                Err(f) => self.fail(f),
+                Ok(None) => match self.decoder.finish() {
+                    Err(f) => self.fail(f),
+                    Ok(chunks) => {
+                        self.push(&chunks);
+                        self.queue.push_back(StreamItem::Done);
+                        self.finished = true;
+                    }
+                },
+                Ok(Some(ev)) if ev.data.trim().is_empty() => {}
+                Ok(Some(ev)) => match self.decoder.on_data(&ev.data) {
+                    Err(f) => self.fail(f),
+                    Ok(chunks) => self.push(&chunks),
+                },
+            }
+        }
+    }
+
+    fn push(&mut self, chunks: &[modelgate_api::openai::ChatChunk]) {
+        let usage = self.decoder.usage();
+        // Before any `usageMetadata` the counts are zeros, not a report.
+        let usage = (usage != Usage::default()).then_some(usage);
+        for c in chunks {
+            let mut item = StreamItem::from_chunk(c, usage);
+            if c.choices.is_empty()
+                && c.usage.is_some()
+                && let StreamItem::Chunk { forward, .. } = &mut item
+            {
+                *forward = self.forward_usage;
+            }
+            self.queue.push_back(item);
+        }
+    }
+
+    fn fail(&mut self, mut f: UpstreamFailure) {
+        redact_secrets(&mut f.message, &self.deployment);
+        self.queue.push_back(StreamItem::Failed(f));
+        self.finished = true;
     }
 }
 

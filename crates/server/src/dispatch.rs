@@ -551,3 +551,64 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelgate_codec::gemini;
+    use modelgate_providers::CallError;
+
+    fn from_gemini(status: u16, body: &serde_json::Value) -> ApiError {
+        let bytes = body.to_string().into_bytes();
+        ApiError::from(CallError::Upstream {
+            failure: gemini::classify_error(status, &bytes),
+            retry_after: gemini::retry_after_seconds(&bytes).map(|s| s.to_string()),
+        })
+    }
+
+    /// Google words every 429 "You exceeded your current quota", per-minute
+    /// limits included; that phrase means "out of credit, final" for OpenAI.
+    /// The Gemini codec writes its own message, so Gemini 429s stay retryable.
+    #[test]
+    fn gemini_rate_limits_stay_retryable() {
+        let body = serde_json::json!({"error": {
+            "code": 429,
+            "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                    {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                     "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}
+            ]
+        }});
+        let e = from_gemini(429, &body);
+        assert_eq!(e.class, ErrorClass::UpstreamRateLimited);
+        assert!(!e.message.contains("exceeded your current quota"), "{e:?}");
+        assert_eq!(kind_of(&e), Kind::Retryable);
+        assert_eq!(e.retry_after.as_deref(), Some("37"));
+        assert_eq!(
+            outcome_for(&e),
+            Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(37))
+            }
+        );
+    }
+
+    #[test]
+    fn gemini_context_and_auth_failures_are_typed() {
+        let long = serde_json::json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+            "message": "The input token count (1200293) exceeds the maximum number of tokens allowed (1048576)."}});
+        assert_eq!(kind_of(&from_gemini(400, &long)), Kind::ContextWindow);
+        let key = serde_json::json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+            "message": "API key not valid. Please pass a valid API key.",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}});
+        let e = from_gemini(400, &key);
+        assert_eq!(e.class, ErrorClass::UpstreamAuth);
+        assert_eq!(kind_of(&e), Kind::Final);
+        // OpenAI's own quota error is still final.
+        let mut openai = ApiError::new(ErrorClass::UpstreamRateLimited, "m");
+        openai.code = Some("insufficient_quota".into());
+        assert_eq!(kind_of(&openai), Kind::Final);
+    }
+}

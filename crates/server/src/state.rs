@@ -473,6 +473,9 @@ impl AppState {
         let hint = match model.split_once('/') {
             Some(("openai", _)) => "set OPENAI_API_KEY to serve openai/<model>".to_owned(),
             Some(("anthropic", _)) => "set ANTHROPIC_API_KEY to serve anthropic/<model>".to_owned(),
+            Some(("gemini", _)) => {
+                "set GEMINI_API_KEY (or GOOGLE_API_KEY) to serve gemini/<model>".to_owned()
+            }
             _ => "see GET /v1/models for the models this gateway serves".to_owned(),
         };
         Err(not_found(model, &hint))

@@ -309,6 +309,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gemini_deployments_are_named_by_the_semantic_conventions() {
+        assert_eq!(
+            provider_name(modelgate_config::ProviderKind::Gemini.as_str()),
+            "gcp.gemini"
+        );
+        assert_eq!(provider_name("anthropic"), "anthropic");
+    }
+
+    #[test]
     fn traceparent_parsing_follows_the_spec() {
         let ok = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         assert_eq!(

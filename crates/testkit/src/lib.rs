@@ -1,8 +1,11 @@
 //! Test kit (dev only): a scriptable mock upstream.
 //!
 //! One server answers `POST /v1/chat/completions`, `/v1/embeddings` (OpenAI
-//! format) and `/v1/messages` (Anthropic format). Tests queue [`Reply`]s per
-//! path; with an empty queue each path answers a canned success. Every request
+//! format), `/v1/messages` (Anthropic format) and
+//! `/v1beta/models/{model}:generateContent` / `:streamGenerateContent` (Gemini
+//! format; server-sent events with `?alt=sse`, else one JSON array). Tests
+//! queue [`Reply`]s per path; with an empty queue each path answers a canned
+//! success. Every request
 //! is recorded (method, path, headers, body), and streams that the client
 //! abandons before their end are counted, so tests can prove the gateway
 //! cancels upstream work. Faults: any status and body, `Retry-After`, stalls,
@@ -24,8 +27,14 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod gemini;
 pub mod otlp;
 pub mod validate;
+
+pub use gemini::{
+    gemini_error, gemini_rate_limit_error, gemini_response, gemini_stream, gemini_stream_events,
+    gemini_tool_events, gemini_tool_response, gemini_tool_stream,
+};
 
 /// How SSE bytes are cut into writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +156,8 @@ impl Reply {
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string (without `?`), empty when there was none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -280,9 +291,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
     let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
     shared.recorded.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         path: path.clone(),
+        query: query.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),
     });
@@ -293,8 +306,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let gemini_route = gemini::route(&path, &query);
     // Like the real APIs, reject what they would reject before any script runs.
     let invalid = match path.as_str() {
+        _ if gemini_route.is_some() => gemini::invalid(&parts.headers, &query, &parsed),
         "/v1/messages" => validate::anthropic_request(&parsed).err().map(|m| {
             Reply::error(
                 400,
@@ -318,11 +333,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         None
     };
-    let anthropic = path == "/v1/messages";
+    let dialect = match (&gemini_route, path.as_str()) {
+        (Some(_), _) => Dialect::Gemini,
+        (None, "/v1/messages") => Dialect::Anthropic,
+        (None, _) => Dialect::OpenAi,
+    };
     let reply = match (invalid, fault) {
         (Some(r), _) => r,
-        (None, Some(f)) => fault_reply(f, anthropic),
-        (None, None) => scripted.unwrap_or_else(|| default_reply(&path, &parsed)),
+        (None, Some(f)) => fault_reply(f, dialect),
+        (None, None) => scripted.unwrap_or_else(|| match &gemini_route {
+            Some(route) => gemini::default_reply(route, &parsed),
+            None => default_reply(&path, &parsed),
+        }),
     };
     render(reply, shared).await
 }
@@ -425,18 +447,34 @@ impl Drop for StreamGuard {
     }
 }
 
-fn fault_reply(f: Fault, anthropic: bool) -> Reply {
+/// Which wire format a path speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+fn fault_reply(f: Fault, dialect: Dialect) -> Reply {
     let err = |status: u16, kind: &str, msg: &str| {
-        let body = if anthropic {
-            json!({"type": "error", "error": {"type": kind, "message": msg}})
-        } else {
-            json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
+        let body = match dialect {
+            Dialect::Anthropic => {
+                json!({"type": "error", "error": {"type": kind, "message": msg}})
+            }
+            Dialect::OpenAi => {
+                json!({"error": {"message": msg, "type": kind, "param": null, "code": null}})
+            }
+            Dialect::Gemini => gemini_error(status, gemini::status_name(status), msg),
         };
         Reply::error(status, body)
     };
     match f {
         Fault::Status500 => err(500, "api_error", "injected internal error"),
         Fault::Status503 => err(503, "overloaded_error", "injected overload"),
+        // Gemini sends its retry delay in the body, not as `Retry-After`.
+        Fault::RateLimited(secs) if dialect == Dialect::Gemini => {
+            Reply::error(429, gemini_rate_limit_error(secs))
+        }
         Fault::RateLimited(secs) => {
             let Reply::Json { status, body, .. } =
                 err(429, "rate_limit_error", "injected rate limit")

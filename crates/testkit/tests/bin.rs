@@ -6,10 +6,15 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
 fn post(addr: &str, path: &str, body: &str) -> String {
+    post_with(addr, path, "", body)
+}
+
+/// `headers`: extra header lines, each ending in `\r\n`.
+fn post_with(addr: &str, path: &str, headers: &str, body: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -19,7 +24,7 @@ fn post(addr: &str, path: &str, body: &str) -> String {
 }
 
 #[test]
-fn binary_serves_both_dialects() {
+fn binary_serves_every_dialect() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_modelgate-mock-upstream"))
         .stdout(Stdio::piped())
         .spawn()
@@ -48,6 +53,31 @@ fn binary_serves_both_dialects() {
         "/v1/chat/completions",
         r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
     );
+    let gemini_body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    let key = "x-goog-api-key: k\r\n";
+    let gemini = post_with(
+        &addr,
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        key,
+        gemini_body,
+    );
+    let gemini_sse = post_with(
+        &addr,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        key,
+        gemini_body,
+    );
+    let gemini_keyless = post(
+        &addr,
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        gemini_body,
+    );
+    let gemini_bad = post_with(
+        &addr,
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        key,
+        r#"{"contents":[{"role":"assistant","parts":[{"text":"hi"}]}]}"#,
+    );
     child.kill().unwrap();
     let _ = child.wait();
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
@@ -55,4 +85,14 @@ fn binary_serves_both_dialects() {
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     assert!(bad.contains("max_tokens"));
     assert!(chat.contains("chat.completion"));
+    assert!(gemini.starts_with("HTTP/1.1 200"), "{gemini}");
+    assert!(gemini.contains("Hello from Gemini.") && gemini.contains("usageMetadata"));
+    assert!(gemini_sse.contains("text/event-stream"), "{gemini_sse}");
+    assert!(gemini_sse.contains("data: {") && gemini_sse.contains("\"finishReason\":\"STOP\""));
+    assert!(
+        gemini_keyless.starts_with("HTTP/1.1 403"),
+        "{gemini_keyless}"
+    );
+    assert!(gemini_bad.starts_with("HTTP/1.1 400"), "{gemini_bad}");
+    assert!(gemini_bad.contains("valid role"));
 }

@@ -1,4 +1,4 @@
-//! A standalone mock upstream (OpenAI and Anthropic wire formats) for the SDK
+//! A standalone mock upstream (OpenAI, Anthropic and Gemini wire formats) for the SDK
 //! tests and benchmarks: `modelgate-mock-upstream [--listen 127.0.0.1:0]`.
 //! Prints `listening on http://ADDR` on its first stdout line and serves until
 //! killed. Replies are the test kit's defaults: canned text, a tool call when
