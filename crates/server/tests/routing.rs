@@ -107,23 +107,28 @@ async fn breaker_opens_probes_once_per_cooldown_and_recovers() {
     .await;
     let ask = || gw.post(CHAT).json(&body(false)).send();
     // Priority sends everything to A first; each failure is rescued by B.
+    let first = std::time::Instant::now();
     for _ in 0..10 {
         assert_eq!(ask().await.unwrap().status(), 200);
     }
-    assert_eq!(
-        a.count(CHAT),
-        3,
-        "breaker opens after 3 consecutive failures"
+    // The breaker opens after 3 consecutive failures; on a slow machine a
+    // cooldown may pass during these requests, allowing one probe per cooldown.
+    let allowed_probes = (first.elapsed().as_millis() / 300) as usize;
+    let seen = a.count(CHAT);
+    assert!(
+        (3..=3 + allowed_probes).contains(&seen),
+        "breaker opens after 3 consecutive failures: A saw {seen} in {:?}",
+        first.elapsed()
     );
     // While open, A sees nothing; after each cooldown exactly one probe.
     let started = std::time::Instant::now();
     let mut requests = 0;
-    while a.count(CHAT) < 5 && started.elapsed() < Duration::from_secs(5) {
+    while a.count(CHAT) < seen + 2 && started.elapsed() < Duration::from_secs(5) {
         assert_eq!(ask().await.unwrap().status(), 200);
         requests += 1;
     }
     let elapsed = started.elapsed();
-    let probes = a.count(CHAT) - 3;
+    let probes = a.count(CHAT) - seen;
     let cooldowns = (elapsed.as_millis() / 300) as usize;
     assert!(
         probes <= cooldowns + 1,
