@@ -105,12 +105,28 @@ pub struct ResponsesStreamOptions {
     pub extra: Extra,
 }
 
-/// `input`: a string or a list of items.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `input`: a string or a list of items. Decoded by hand so a malformed item
+/// reports what is wrong with it (an untagged enum would only say that
+/// nothing matched).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Input {
     Text(String),
     Items(Vec<InputItem>),
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Input::Text(s)),
+            v @ Value::Array(_) => serde_json::from_value(v)
+                .map(Input::Items)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "`input` must be a string or a list of items",
+            )),
+        }
+    }
 }
 
 /// One item of `input`, by its `type`. A message may omit `type`
@@ -148,7 +164,10 @@ impl<'de> Deserialize<'de> for InputItem {
         let v = Value::deserialize(d)?;
         let kind = v.get("type").and_then(Value::as_str);
         Ok(match kind {
-            None | Some("message") if v.get("role").is_some() => {
+            Some("message") => {
+                InputItem::Message(serde_json::from_value(v).map_err(D::Error::custom)?)
+            }
+            None if v.get("role").is_some() => {
                 InputItem::Message(serde_json::from_value(v).map_err(D::Error::custom)?)
             }
             Some("function_call") => {
@@ -931,6 +950,22 @@ mod tests {
         // Round trip: nothing lost, typeless messages stay typeless.
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back, serde_json::from_str::<Value>(raw).unwrap());
+    }
+
+    #[test]
+    fn malformed_items_say_what_is_wrong() {
+        let e = serde_json::from_str::<ResponsesRequest>(
+            r#"{"model":"m","input":[{"type":"function_call","name":"f","arguments":"{}"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("call_id"), "{e}");
+        let e = serde_json::from_str::<ResponsesRequest>(
+            r#"{"model":"m","input":[{"type":"message","content":"hi"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("role"), "{e}");
+        let e = serde_json::from_str::<ResponsesRequest>(r#"{"model":"m","input":7}"#).unwrap_err();
+        assert!(e.to_string().contains("string or a list"), "{e}");
     }
 
     #[test]
