@@ -1,8 +1,8 @@
 //! Wire types for the APIs Modelgate speaks, owned by us.
 //!
 //! Role: serde types for OpenAI Chat Completions / Embeddings / Models, the
-//! Anthropic Messages API, the Google Gemini API and the Amazon Bedrock
-//! Converse API, exactly as they travel on the wire.
+//! Anthropic Messages API, the OpenAI Responses API, the Google Gemini API and
+//! the Amazon Bedrock Converse API, exactly as they travel on the wire.
 //!
 //! Invariants:
 //! - Every object type keeps a `#[serde(flatten)] extra` map, so fields we do not
@@ -14,6 +14,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 /// A JSON object with unknown fields, kept in arrival order is not guaranteed.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

@@ -1,7 +1,8 @@
 //! Pure provider codecs.
 //!
 //! Role: everything about a provider's wire format (OpenAI, Anthropic,
-//! Gemini) that needs no I/O:
+//! Gemini, Bedrock) and our front-door bridges (Anthropic Messages, OpenAI
+//! Responses) that needs no I/O:
 //! request encoding, response and stream decoding into the OpenAI dialect,
 //! SSE framing, and classification of upstream errors.
 //!
@@ -16,6 +17,7 @@ pub mod gemini;
 pub mod json;
 pub mod messages;
 pub mod openai;
+pub mod responses;
 pub mod sigv4;
 pub mod sse;
 
