@@ -1055,7 +1055,49 @@ def test_responses_stream_accumulates(client):
     assert final.usage.input_tokens == 12
 
 
-def test_responses_on_a_non_openai_model_is_a_clear_400(client):
+@pytest.mark.parametrize("model", ["echo-alias", "up-claude"])
+def test_responses_are_bridged_to_other_providers(client, model):
+    resp = client.responses.create(model=model, input="bridge me", instructions="Be brief.")
+    assert resp.object == "response"
+    assert resp.status == "completed"
+    assert resp.output_text
+    with client.responses.stream(model=model, input="bridge me too") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text
+    assert final.usage.output_tokens > 0
+
+
+def test_responses_bridge_with_tools(client):
+    tools = [{
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }]
+    with client.responses.stream(model="up-claude", input="Weather in Paris?", tools=tools) as stream:
+        final = stream.get_final_response()
+    calls = [o for o in final.output if o.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert "city" in json.loads(calls[0].arguments)
+    follow = client.responses.create(
+        model="up-claude",
+        tools=tools,
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather",
+             "arguments": calls[0].arguments},
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "18C"},
+        ],
+    )
+    assert follow.status == "completed"
+
+
+def test_responses_bridge_refuses_server_state_by_name(client):
     with pytest.raises(openai.BadRequestError) as e:
-        client.responses.create(model="echo-alias", input="hi")
-    assert e.value.body["param"] == "model"
+        client.responses.create(model="echo-alias", input="hi", previous_response_id="resp_1")
+    assert e.value.body["param"] == "previous_response_id"

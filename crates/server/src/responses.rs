@@ -2,7 +2,10 @@
 //!
 //! Same phases as [`crate::chat`]. An OpenAI deployment gets the client's body
 //! as written (only `model` replaced) and its reply, or each stream event,
-//! passes through unchanged and metered.
+//! passes through unchanged and metered. Any other deployment gets the request
+//! bridged to the chat dialect ([`modelgate_codec::responses::to_chat`]; what
+//! needs OpenAI's server-side state or built-in tools is refused by name), and
+//! its reply bridged back into a `response` object or Responses events.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +20,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use modelgate_api::openai::{ChatChunk, ChatCompletion};
+use modelgate_api::responses::ResponsesRequest;
+use modelgate_codec::responses::{
+    Echo, EventEncoder, ToChatOptions, encode_event, from_chat, to_chat,
+};
 use modelgate_config::{Alias, ProviderKind};
 use modelgate_core::ErrorClass;
 use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target};
@@ -79,32 +87,48 @@ pub async fn responses(
     };
     let live = state.live();
     let stream = head.stream == Some(true);
+    // The typed request, for bridged attempts (a passthrough never needs it,
+    // so a field this parser does not know cannot break one).
+    let typed: Result<ResponsesRequest, ApiError> = parse_json(&raw);
     let call = |target: Target| {
-        let (raw, ctx, live) = (&raw, &ctx, &live);
+        let (raw, ctx, live, typed) = (&raw, &ctx, &live, &typed);
         async move {
             let d = &target.deployment;
-            if d.provider != ProviderKind::OpenAi {
-                return Err(ApiError::bad_param(
-                    "model",
-                    format!(
-                        "The Responses API is passed through to OpenAI deployments only; deployment `{}` is {}. Use /v1/chat/completions for this model.",
-                        d.name,
-                        d.provider.as_str()
-                    ),
-                )
-                .with_code("unsupported_model"));
-            }
             let t0 = Instant::now();
+            if d.provider == ProviderKind::OpenAi {
+                let reply = live
+                    .upstreams
+                    .openai_responses(&target, raw, stream, ctx)
+                    .await
+                    .map_err(ApiError::from)?;
+                return match reply {
+                    ChatReply::Complete { .. } => Ok((Reply::Native(reply), t0.elapsed())),
+                    ChatReply::Stream(s) => {
+                        let (s, ttft) = commit_stream(s, d.timeouts.first_token, t0).await?;
+                        Ok((Reply::Native(ChatReply::Stream(s)), ttft))
+                    }
+                };
+            }
+            let req = typed.as_ref().map_err(Clone::clone)?;
+            let opts = ToChatOptions {
+                drop_unsupported: d.drop_unsupported_params,
+                max_completion_tokens: false,
+            };
+            let chat = to_chat(req, &opts).map_err(ApiError::from)?;
+            let body = Bytes::from(
+                serde_json::to_vec(&chat)
+                    .map_err(|e| ApiError::new(ErrorClass::Internal, e.to_string()))?,
+            );
             let reply = live
                 .upstreams
-                .openai_responses(&target, raw, stream, ctx)
+                .chat(&target, &chat, &body, ctx)
                 .await
                 .map_err(ApiError::from)?;
             match reply {
-                ChatReply::Complete { .. } => Ok((reply, t0.elapsed())),
+                ChatReply::Complete { .. } => Ok((Reply::Bridged(reply), t0.elapsed())),
                 ChatReply::Stream(s) => {
                     let (s, ttft) = commit_stream(s, d.timeouts.first_token, t0).await?;
-                    Ok((ChatReply::Stream(s), ttft))
+                    Ok((Reply::Bridged(ChatReply::Stream(s)), ttft))
                 }
             }
         }
@@ -132,8 +156,46 @@ pub async fn responses(
     settle.deployment(&served.deployment);
     settle.attempts(&served.attempts);
     let rate_info = settle.rate_info();
+    let echo = || typed.as_ref().map(Echo::from_request).unwrap_or_default();
     let mut resp = match served.value {
-        ChatReply::Complete { body, usage } => {
+        Reply::Bridged(ChatReply::Complete { body, usage }) => {
+            let completion: ChatCompletion = match serde_json::from_slice(&body) {
+                Ok(c) => c,
+                Err(_) => {
+                    let e = ApiError::new(
+                        ErrorClass::UpstreamError,
+                        "The upstream returned a chat completion the gateway could not read.",
+                    );
+                    settle.fail(&e);
+                    return e.into_response();
+                }
+            };
+            settle.ok(200, usage);
+            settle.response_facts(&body);
+            let out = serde_json::to_vec(&from_chat(&completion, &echo())).unwrap_or_default();
+            settle.capture_response(&out);
+            let mut resp = (StatusCode::OK, out).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            crate::chat::cost_header(&mut resp, &settle);
+            crate::chat::server_timing(&mut resp, &settle);
+            resp
+        }
+        Reply::Bridged(ChatReply::Stream(stream)) => {
+            settle.ok(200, None);
+            let encoder = EventEncoder::new(&rid.0, &head.model, unix_now(), echo());
+            sse_response(ResponsesSse {
+                inner: stream,
+                settle,
+                encoder: Some(encoder),
+                done: false,
+                sequence: 0,
+                shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
+            })
+        }
+        Reply::Native(ChatReply::Complete { body, usage }) => {
             settle.ok(200, usage);
             settle.capture_response(&body);
             let mut resp = (StatusCode::OK, body).into_response();
@@ -145,11 +207,12 @@ pub async fn responses(
             crate::chat::server_timing(&mut resp, &settle);
             resp
         }
-        ChatReply::Stream(stream) => {
+        Reply::Native(ChatReply::Stream(stream)) => {
             settle.ok(200, None);
             sse_response(ResponsesSse {
                 inner: stream,
                 settle,
+                encoder: None,
                 done: false,
                 sequence: 0,
                 shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
@@ -165,6 +228,14 @@ pub async fn responses(
         crate::error::rate_headers(resp.headers_mut(), &info);
     }
     resp
+}
+
+/// What an attempt produced.
+enum Reply {
+    /// An OpenAI Responses reply, passed through.
+    Native(ChatReply),
+    /// A chat reply, to bridge back.
+    Bridged(ChatReply),
 }
 
 /// Authenticate, read, decode, resolve and admit.
@@ -218,10 +289,13 @@ async fn admit(
     Ok((head, raw, alias))
 }
 
-/// The client-facing Responses event stream, passed through.
+/// The client-facing Responses event stream: passed through, or bridged from
+/// a chat stream.
 struct ResponsesSse {
     inner: ChatStream,
     settle: Settle,
+    /// Bridging chat chunks; `None`: OpenAI's events passed through.
+    encoder: Option<EventEncoder>,
     done: bool,
     /// Last `sequence_number` seen, for the gateway's own terminal `error` event.
     sequence: u64,
@@ -229,10 +303,18 @@ struct ResponsesSse {
 }
 
 impl ResponsesSse {
-    /// A terminal `error` event (the Responses stream's error shape).
+    /// A terminal `error` event (the Responses stream's error shape), or for
+    /// a bridged stream the encoder's `response.failed`.
     fn fail(&mut self, class: ErrorClass, message: &str, code: Option<&str>) -> Bytes {
         self.done = true;
         self.settle.stream_failed(class, message);
+        if let Some(encoder) = self.encoder.as_mut() {
+            let mut buf = Vec::new();
+            for ev in encoder.fail(code.unwrap_or(class.as_str()), message) {
+                encode_event(&mut buf, &ev);
+            }
+            return Bytes::from(buf);
+        }
         let ev = serde_json::json!({
             "type": "error",
             "code": code.unwrap_or(class.as_str()),
@@ -268,58 +350,86 @@ impl Stream for ResponsesSse {
             );
             return Poll::Ready(Some(Ok(b)));
         }
-        let item = match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(item) => item,
-        };
-        match item {
-            Some(StreamItem::Chunk {
-                data,
-                has_content,
-                content_chars,
-                usage,
-                ..
-            }) => {
-                if !this.settle.chunk(has_content, content_chars, usage) {
+        loop {
+            let item = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match item {
+                Some(StreamItem::Chunk {
+                    data,
+                    has_content,
+                    content_chars,
+                    usage,
+                    ..
+                }) => {
+                    if !this.settle.chunk(has_content, content_chars, usage) {
+                        let b = this.fail(
+                            ErrorClass::BudgetExceeded,
+                            "the stream was stopped: continuing would exceed a hard budget",
+                            Some("budget_exceeded"),
+                        );
+                        return Poll::Ready(Some(Ok(b)));
+                    }
+                    if let Some(encoder) = this.encoder.as_mut() {
+                        this.settle.response_facts(&data);
+                        let Ok(chunk) = serde_json::from_slice::<ChatChunk>(&data) else {
+                            continue;
+                        };
+                        let mut buf = Vec::new();
+                        for ev in encoder.on_chunk(&chunk) {
+                            encode_event(&mut buf, &ev);
+                        }
+                        this.settle.capture_event(&buf);
+                        if buf.is_empty() {
+                            continue;
+                        }
+                        return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                    }
+                    if let Ok(Sequenced {
+                        sequence_number: Some(n),
+                    }) = serde_json::from_slice(&data)
+                    {
+                        this.sequence = n;
+                    }
+                    this.settle.capture_event(&data);
+                    let mut buf = Vec::with_capacity(data.len() + 48);
+                    buf.extend_from_slice(b"event: ");
+                    buf.extend_from_slice(event_type(&data).as_bytes());
+                    buf.push(b'\n');
+                    modelgate_codec::sse::encode_data(&mut buf, &data);
+                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                }
+                Some(StreamItem::Done) => {
+                    this.done = true;
+                    this.settle.completed();
+                    return match this.encoder.as_mut() {
+                        // OpenAI's terminal event has already gone through.
+                        None => Poll::Ready(None),
+                        Some(encoder) => {
+                            let mut buf = Vec::new();
+                            for ev in encoder.finish() {
+                                encode_event(&mut buf, &ev);
+                            }
+                            this.settle.capture_event(&buf);
+                            Poll::Ready(Some(Ok(Bytes::from(buf))))
+                        }
+                    };
+                }
+                Some(StreamItem::Failed(failure)) => {
+                    tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
+                    let code = failure.upstream_code.clone();
+                    let b = this.fail(failure.class, &failure.message, code.as_deref());
+                    return Poll::Ready(Some(Ok(b)));
+                }
+                None => {
                     let b = this.fail(
-                        ErrorClass::BudgetExceeded,
-                        "the stream was stopped: continuing would exceed a hard budget",
-                        Some("budget_exceeded"),
+                        ErrorClass::UpstreamError,
+                        "upstream stream ended unexpectedly",
+                        None,
                     );
                     return Poll::Ready(Some(Ok(b)));
                 }
-                if let Ok(Sequenced {
-                    sequence_number: Some(n),
-                }) = serde_json::from_slice(&data)
-                {
-                    this.sequence = n;
-                }
-                this.settle.capture_event(&data);
-                let mut buf = Vec::with_capacity(data.len() + 48);
-                buf.extend_from_slice(b"event: ");
-                buf.extend_from_slice(event_type(&data).as_bytes());
-                buf.push(b'\n');
-                modelgate_codec::sse::encode_data(&mut buf, &data);
-                Poll::Ready(Some(Ok(Bytes::from(buf))))
-            }
-            Some(StreamItem::Done) => {
-                this.done = true;
-                this.settle.completed();
-                Poll::Ready(None)
-            }
-            Some(StreamItem::Failed(failure)) => {
-                tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
-                let code = failure.upstream_code.clone();
-                let b = this.fail(failure.class, &failure.message, code.as_deref());
-                Poll::Ready(Some(Ok(b)))
-            }
-            None => {
-                let b = this.fail(
-                    ErrorClass::UpstreamError,
-                    "upstream stream ended unexpectedly",
-                    None,
-                );
-                Poll::Ready(Some(Ok(b)))
             }
         }
     }

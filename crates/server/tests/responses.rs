@@ -120,7 +120,7 @@ async fn a_stream_passes_through_event_by_event() {
 }
 
 #[tokio::test]
-async fn failures_and_other_providers_are_explained() {
+async fn failures_and_unbridgeable_fields_are_explained() {
     let up = MockUpstream::start().await;
     let mut broken = events(&["Hel"]);
     broken.pop();
@@ -147,22 +147,17 @@ async fn failures_and_other_providers_are_explained() {
     // Numbered on from the last event the client saw.
     assert!(last.contains("\"sequence_number\":3"), "{last}");
 
+    // Other providers are bridged; what needs OpenAI's stored state is refused by name.
     let r = gw
         .post("/v1/responses")
         .bearer_auth(MASTER)
-        .json(&json!({"model": "local", "input": "hi"}))
+        .json(&json!({"model": "local", "input": "hi", "previous_response_id": "resp_1"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["param"], "model");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("OpenAI deployments")
-    );
+    assert_eq!(e["error"]["param"], "previous_response_id", "{e}");
 
     let r = gw
         .post("/v1/responses")
@@ -173,4 +168,76 @@ async fn failures_and_other_providers_are_explained() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "input");
+}
+
+#[tokio::test]
+async fn other_providers_are_bridged_both_ways() {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        r#"
+deployments:
+  - {{ name: claude, provider: anthropic, model: claude-sonnet-4-5, base_url: "{}", api_key: sk-ant }}
+models:
+  - name: agent
+    deployments: [claude]
+"#,
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/responses")
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "agent", "instructions": "Be brief.", "input": "Say hi", "max_output_tokens": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["output"][0]["type"], "message");
+    assert_eq!(body["output"][0]["content"][0]["type"], "output_text");
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "Hello from Claude."
+    );
+    assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let sent = up.last().json();
+    assert_eq!(sent["system"], "Be brief.");
+    assert_eq!(sent["max_tokens"], 50);
+
+    let r = gw
+        .post("/v1/responses")
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "agent", "input": [{"role": "user", "content": "Say hi"}], "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    assert_eq!(events[0]["type"], "response.created");
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64, "{e}");
+    }
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "Hello from Claude.");
+    let last = events.last().unwrap();
+    assert_eq!(
+        last["response"]["output"][0]["content"][0]["text"],
+        "Hello from Claude."
+    );
+    assert!(last["response"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
 }
