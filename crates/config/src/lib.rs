@@ -14,6 +14,7 @@
 
 pub mod catalog;
 mod env;
+pub mod presets;
 pub mod raw;
 mod validate;
 

@@ -447,16 +447,23 @@ fn validate_deployment(
         );
     }
     let provider_name = m.provider.clone().unwrap_or_default();
-    let provider = ProviderKind::parse(&provider_name);
+    // `groq`, `mistral`, ...: openai_compatible with the vendor's defaults.
+    let preset = crate::presets::get(&provider_name);
+    let provider = match preset {
+        Some(_) => Some(ProviderKind::OpenAiCompatible),
+        None => ProviderKind::parse(&provider_name),
+    };
     if m.provider.is_none() {
         errs.push(format!("{path}.provider"), "is required");
     } else if provider.is_none() {
+        let presets: Vec<&str> = crate::presets::PRESETS.iter().map(|p| p.name).collect();
         errs.push(
             format!("{path}.provider"),
             format!(
-                "unknown provider {:?}, expected one of {}",
+                "unknown provider {:?}, expected one of {}, or an OpenAI-compatible preset: {}",
                 provider_name,
-                ProviderKind::ALL.join(", ")
+                ProviderKind::ALL.join(", "),
+                presets.join(", ")
             ),
         );
     }
@@ -489,8 +496,27 @@ fn validate_deployment(
                 None
             }
         },
-        (None, None) => None,
+        // A preset's key variable, when the deployment names no key.
+        (None, None) => preset.and_then(|p| {
+            env.var(p.key_env)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new)
+        }),
     };
+    if let Some(p) = preset
+        && p.key_required
+        && api_key.is_none()
+        && m.api_key.is_none()
+        && m.api_key_env.is_none()
+    {
+        errs.push(
+            format!("{path}.api_key"),
+            format!(
+                "provider {} needs an API key (api_key, api_key_env, or {} in the environment)",
+                p.name, p.key_env
+            ),
+        );
+    }
     let base_url = match (provider, &m.base_url) {
         (_, Some(u)) => {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -504,13 +530,31 @@ fn validate_deployment(
         (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Gemini), None) => GEMINI_DEFAULT_BASE.to_owned(),
-        (Some(ProviderKind::OpenAiCompatible), None) => {
-            errs.push(
-                format!("{path}.base_url"),
-                "is required for provider openai_compatible",
-            );
-            String::new()
-        }
+        (Some(ProviderKind::OpenAiCompatible), None) => match preset {
+            Some(p) => match env.var(p.base_env).filter(|b| !b.is_empty()) {
+                Some(b) => b.trim_end_matches('/').to_owned(),
+                None => match p.base_url {
+                    Some(b) => b.to_owned(),
+                    None => {
+                        errs.push(
+                            format!("{path}.base_url"),
+                            format!(
+                                "is required for provider {} (or set {})",
+                                p.name, p.base_env
+                            ),
+                        );
+                        String::new()
+                    }
+                },
+            },
+            None => {
+                errs.push(
+                    format!("{path}.base_url"),
+                    "is required for provider openai_compatible",
+                );
+                String::new()
+            }
+        },
         _ => String::new(),
     };
     if matches!(
@@ -596,7 +640,9 @@ fn validate_deployment(
         price,
         drop_unsupported_params: m.drop_unsupported_params.unwrap_or(false),
         default_max_tokens,
-        stream_usage: m.stream_usage.unwrap_or(true),
+        stream_usage: m
+            .stream_usage
+            .unwrap_or_else(|| preset.is_none_or(|p| p.stream_usage)),
         weight,
         priority: u32::try_from(m.priority.unwrap_or(0)).unwrap_or(u32::MAX),
         tags: m.tags,
@@ -1143,6 +1189,35 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         "GEMINI_BASE_URL",
         GEMINI_DEFAULT_BASE,
     );
+    // The OpenAI-compatible presets: hosted ones when their key is set, local
+    // servers (no key needed) when their base URL is.
+    for p in crate::presets::PRESETS {
+        let key = env.var(p.key_env).filter(|k| !k.is_empty());
+        let base = env.var(p.base_env).filter(|b| !b.is_empty());
+        let enabled = if p.key_required {
+            key.is_some()
+        } else {
+            base.is_some()
+        };
+        let Some(base) = base.or(p.base_url.map(str::to_owned)).filter(|_| enabled) else {
+            continue;
+        };
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            errs.push(
+                p.base_env,
+                format!("{base:?} must start with http:// or https://"),
+            );
+            continue;
+        }
+        let mut d = template(
+            p.name,
+            ProviderKind::OpenAiCompatible,
+            base.trim_end_matches('/').to_owned(),
+            key.map(Secret::new),
+        );
+        d.stream_usage = p.stream_usage;
+        out.insert(p.name.to_owned(), Arc::new(d));
+    }
     out
 }
 
@@ -1535,5 +1610,56 @@ models:
         .unwrap_err()
         .to_string();
         assert!(errs.contains("observability.tracing.endpoint"), "{errs}");
+    }
+
+    #[test]
+    fn openai_compatible_presets_fill_in_the_vendor_defaults() {
+        let env = MapEnv(
+            [
+                ("GROQ_API_KEY", "gsk-1"),
+                ("MISTRAL_API_KEY", "ms-1"),
+                ("OLLAMA_BASE_URL", "http://127.0.0.1:9999/v1/"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let c = Config::load(
+            Some(
+                "deployments:\n  - { name: g, provider: groq, model: llama-3.3-70b-versatile }\n  - { name: m, provider: mistral, model: mistral-large-latest }\nmodels:\n  - { name: fast, deployments: [g, m] }\n",
+            ),
+            &env,
+        )
+        .unwrap();
+        let g = c.deployments.iter().find(|d| d.name == "g").unwrap();
+        assert_eq!(g.provider, ProviderKind::OpenAiCompatible);
+        assert_eq!(g.base_url, "https://api.groq.com/openai/v1");
+        assert_eq!(g.api_key.as_ref().map(Secret::expose), Some("gsk-1"));
+        assert!(g.stream_usage);
+        let m = c.deployments.iter().find(|d| d.name == "m").unwrap();
+        assert!(!m.stream_usage, "Mistral rejects stream_options");
+        // Zero-config prefixes: hosted ones by key, local ones by base URL.
+        assert!(c.prefixes.contains_key("groq") && c.prefixes.contains_key("mistral"));
+        assert_eq!(c.prefixes["ollama"].base_url, "http://127.0.0.1:9999/v1");
+        assert!(!c.prefixes.contains_key("together") && !c.prefixes.contains_key("vllm"));
+
+        let errs = Config::load(
+            Some("deployments:\n  - { name: t, provider: together, model: x }\n  - { name: v, provider: vllm, model: y }\n  - { name: z, provider: nope, model: y }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            errs.contains("deployments[0].api_key") && errs.contains("TOGETHER_API_KEY"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("deployments[1].base_url") && errs.contains("VLLM_BASE_URL"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("deployments[2].provider") && errs.contains("groq"),
+            "{errs}"
+        );
     }
 }

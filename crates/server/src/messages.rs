@@ -95,7 +95,11 @@ pub async fn messages(
                 drop_unsupported: d.drop_unsupported_params,
                 max_completion_tokens: d.provider == ProviderKind::OpenAi,
             };
-            let chat = to_chat(req, &opts).map_err(ApiError::from)?;
+            let mut chat = to_chat(req, &opts).map_err(ApiError::from)?;
+            if !d.stream_usage {
+                // The server rejects `stream_options` (usage comes in its last chunk).
+                chat.stream_options = None;
+            }
             let raw = Bytes::from(
                 serde_json::to_vec(&chat)
                     .map_err(|e| ApiError::new(ErrorClass::Internal, e.to_string()))?,

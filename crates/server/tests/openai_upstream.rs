@@ -492,3 +492,54 @@ async fn the_client_trace_reaches_the_upstream() {
         .unwrap();
     assert_eq!(up.last().header("traceparent").unwrap().len(), 55);
 }
+
+#[tokio::test]
+async fn presets_reach_their_vendor_and_respect_its_quirks() {
+    let up = MockUpstream::start().await;
+    let base = format!("{}/v1", up.url());
+    let gw = Gateway::start(
+        "",
+        &[
+            ("MISTRAL_API_KEY", "sk-mistral-test"),
+            ("MISTRAL_BASE_URL", base.as_str()),
+        ],
+    )
+    .await;
+    // Zero-config `mistral/<model>`: Mistral rejects stream_options, so the
+    // gateway does not add it (and the Anthropic front door does not either).
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(
+            &json!({"model": "mistral/mistral-large-latest", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await.unwrap();
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.json()["model"], "mistral-large-latest");
+    assert!(
+        sent.json().get("stream_options").is_none(),
+        "{}",
+        sent.json()
+    );
+    assert_eq!(
+        sent.header("authorization").as_deref(),
+        Some("Bearer sk-mistral-test")
+    );
+    let r = gw
+        .post("/v1/messages")
+        .json(
+            &json!({"model": "mistral/mistral-large-latest", "max_tokens": 20, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await.unwrap();
+    assert!(up.last().json().get("stream_options").is_none());
+}
