@@ -46,6 +46,10 @@ pub const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
 /// to `{base}/v1beta/models/{model}:generateContent`.
 pub const GEMINI_DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
 
+/// Azure OpenAI `api-version` used when a deployment sets none (the GA
+/// version with `stream_options` support).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -318,6 +322,9 @@ pub enum ProviderKind {
     /// Google Gemini API (AI Studio keys): `generateContent` /
     /// `streamGenerateContent`.
     Gemini,
+    /// Azure OpenAI: the OpenAI dialect at
+    /// `{base}/openai/deployments/{deployment}/...?api-version=...`, key in `api-key`.
+    Azure,
     /// The built-in mock: no network.
     Mock,
 }
@@ -330,6 +337,7 @@ impl ProviderKind {
             ProviderKind::OpenAiCompatible => "openai_compatible",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::Azure => "azure",
             ProviderKind::Mock => "mock",
         }
     }
@@ -341,14 +349,21 @@ impl ProviderKind {
             "openai_compatible" => ProviderKind::OpenAiCompatible,
             "anthropic" => ProviderKind::Anthropic,
             "gemini" => ProviderKind::Gemini,
+            "azure" => ProviderKind::Azure,
             "mock" => ProviderKind::Mock,
             _ => return None,
         })
     }
 
     /// All kinds, for error messages and schemas.
-    pub const ALL: [&'static str; 5] =
-        ["openai", "openai_compatible", "anthropic", "gemini", "mock"];
+    pub const ALL: [&'static str; 6] = [
+        "openai",
+        "openai_compatible",
+        "anthropic",
+        "gemini",
+        "azure",
+        "mock",
+    ];
 }
 
 /// Upstream timeouts of a deployment.
@@ -400,6 +415,8 @@ pub struct Deployment {
     pub default_max_tokens: Option<u32>,
     /// Ask OpenAI-dialect upstreams for usage on streams (`stream_options.include_usage`).
     pub stream_usage: bool,
+    /// Azure OpenAI's `api-version` query parameter (Azure only).
+    pub api_version: Option<String>,
     /// Relative share under the `weighted` strategy.
     pub weight: u32,
     /// Order under the `priority` strategy (lower first).

@@ -111,6 +111,8 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub stream_usage: Option<bool>,
+    /// Azure OpenAI `api-version` (default `2024-10-21`).
+    pub api_version: Option<String>,
     /// Share of traffic under the `weighted` strategy (relative). Default 1.
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
@@ -180,6 +182,8 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub stream_usage: Option<bool>,
+    /// Azure OpenAI `api-version` (default `2024-10-21`).
+    pub api_version: Option<String>,
     /// Share of traffic under the `weighted` strategy (relative). Default 1.
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]

@@ -15,10 +15,10 @@ use crate::raw::{
     RawStore, RawTracing,
 };
 use crate::{
-    ANTHROPIC_DEFAULT_BASE, Alias, Config, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env, Fallbacks, GEMINI_DEFAULT_BASE,
-    Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy, RouterConfig, Secret, ServerConfig,
-    StoreConfig, Strategy, Timeouts,
+    ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, Config, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
+    Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy,
+    RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -530,6 +530,13 @@ fn validate_deployment(
         (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Gemini), None) => GEMINI_DEFAULT_BASE.to_owned(),
+        (Some(ProviderKind::Azure), None) => {
+            errs.push(
+                format!("{path}.base_url"),
+                "is required for provider azure (https://<resource>.openai.azure.com)",
+            );
+            String::new()
+        }
         (Some(ProviderKind::OpenAiCompatible), None) => match preset {
             Some(p) => match env.var(p.base_env).filter(|b| !b.is_empty()) {
                 Some(b) => b.trim_end_matches('/').to_owned(),
@@ -567,6 +574,20 @@ fn validate_deployment(
         errs.push(
             format!("{path}.api_key"),
             format!("provider {provider_name} needs an API key (api_key or api_key_env)"),
+        );
+    }
+    if provider == Some(ProviderKind::Azure)
+        && api_key.is_none()
+        && m.api_key.is_none()
+        && m.api_key_env.is_none()
+        && !m
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("authorization"))
+    {
+        errs.push(
+            format!("{path}.api_key"),
+            "provider azure needs an API key (api_key or api_key_env), or an Entra ID token in headers.authorization",
         );
     }
     let mut timeouts = Timeouts::default();
@@ -643,6 +664,19 @@ fn validate_deployment(
         stream_usage: m
             .stream_usage
             .unwrap_or_else(|| preset.is_none_or(|p| p.stream_usage)),
+        api_version: match (provider, m.api_version) {
+            (Some(ProviderKind::Azure), v) => {
+                Some(v.unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_owned()))
+            }
+            (_, Some(_)) => {
+                errs.push(
+                    format!("{path}.api_version"),
+                    "only applies to provider azure",
+                );
+                None
+            }
+            (_, None) => None,
+        },
         weight,
         priority: u32::try_from(m.priority.unwrap_or(0)).unwrap_or(u32::MAX),
         tags: m.tags,
@@ -755,6 +789,7 @@ fn validate_alias(
                 drop_unsupported_params: m.drop_unsupported_params,
                 default_max_tokens: m.default_max_tokens,
                 stream_usage: m.stream_usage,
+                api_version: m.api_version.clone(),
                 weight: m.weight,
                 priority: m.priority,
                 tags: m.tags.clone(),
@@ -1121,6 +1156,7 @@ fn template(
         drop_unsupported_params: false,
         default_max_tokens: None,
         stream_usage: true,
+        api_version: None,
         weight: 1,
         priority: 0,
         tags: Vec::new(),
@@ -1189,6 +1225,31 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         "GEMINI_BASE_URL",
         GEMINI_DEFAULT_BASE,
     );
+    // Azure OpenAI: `azure/<deployment>` with the variables Azure's SDKs read.
+    if let (Some(key), Some(endpoint)) = (
+        env.var("AZURE_OPENAI_API_KEY").filter(|k| !k.is_empty()),
+        env.var("AZURE_OPENAI_ENDPOINT").filter(|e| !e.is_empty()),
+    ) {
+        if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
+            let mut d = template(
+                "azure",
+                ProviderKind::Azure,
+                endpoint.trim_end_matches('/').to_owned(),
+                Some(Secret::new(key)),
+            );
+            d.api_version = Some(
+                env.var("OPENAI_API_VERSION")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_owned()),
+            );
+            out.insert("azure".to_owned(), Arc::new(d));
+        } else {
+            errs.push(
+                "AZURE_OPENAI_ENDPOINT",
+                format!("{endpoint:?} must start with http:// or https://"),
+            );
+        }
+    }
     // The OpenAI-compatible presets: hosted ones when their key is set, local
     // servers (no key needed) when their base URL is.
     for p in crate::presets::PRESETS {
@@ -1661,5 +1722,29 @@ models:
             errs.contains("deployments[2].provider") && errs.contains("groq"),
             "{errs}"
         );
+    }
+
+    #[test]
+    fn azure_needs_an_endpoint_and_a_credential() {
+        let c = Config::load(
+            Some("deployments:\n  - { name: a, provider: azure, model: gpt4o, base_url: https://r.openai.azure.com/, api_key: k }\n  - { name: b, provider: azure, model: gpt4o, base_url: https://r.openai.azure.com, api_version: 2025-01-01-preview, headers: { Authorization: Bearer tok } }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        assert_eq!(c.deployments[0].base_url, "https://r.openai.azure.com");
+        assert_eq!(c.deployments[0].api_version.as_deref(), Some("2024-10-21"));
+        assert_eq!(
+            c.deployments[1].api_version.as_deref(),
+            Some("2025-01-01-preview")
+        );
+        let errs = Config::load(
+            Some("deployments:\n  - { name: a, provider: azure, model: m }\n  - { name: b, provider: openai, model: m, api_key: k, api_version: x }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("deployments[0].base_url"), "{errs}");
+        assert!(errs.contains("deployments[0].api_key"), "{errs}");
+        assert!(errs.contains("deployments[1].api_version"), "{errs}");
     }
 }

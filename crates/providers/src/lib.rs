@@ -140,7 +140,7 @@ impl Upstreams {
     ) -> Result<ChatReply, CallError> {
         use modelgate_config::ProviderKind::*;
         match target.deployment.provider {
-            OpenAi | OpenAiCompatible => self.openai_chat(target, req, raw, ctx).await,
+            OpenAi | OpenAiCompatible | Azure => self.openai_chat(target, req, raw, ctx).await,
             Anthropic => self.anthropic_chat(target, req, ctx).await,
             Gemini => self.gemini_chat(target, req, ctx).await,
             Mock => mock_deadline(target, mock::chat(&target.upstream_model, req, ctx)).await,
@@ -157,7 +157,7 @@ impl Upstreams {
     ) -> Result<EmbeddingsReply, CallError> {
         use modelgate_config::ProviderKind::*;
         match target.deployment.provider {
-            OpenAi | OpenAiCompatible => self.openai_embeddings(target, raw, ctx).await,
+            OpenAi | OpenAiCompatible | Azure => self.openai_embeddings(target, raw, ctx).await,
             Anthropic => Err(CallError::Codec(CodecError::new(
                 "model",
                 format!(

@@ -103,6 +103,15 @@ impl Upstreams {
                     h.insert(HeaderName::from_static(gemini::API_KEY_HEADER), v);
                 }
             }
+            // Azure's key header; an Entra ID token goes in `headers.authorization`.
+            ProviderKind::Azure => {
+                if let Some(k) = &d.api_key
+                    && let Ok(mut v) = HeaderValue::from_str(k.expose())
+                {
+                    v.set_sensitive(true);
+                    h.insert(HeaderName::from_static("api-key"), v);
+                }
+            }
             ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Mock => {
                 if let Some(k) = &d.api_key
                     && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
@@ -167,9 +176,10 @@ impl Upstreams {
         let mut failure = match d.provider {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
             ProviderKind::Gemini => gemini::classify_error(status, &body),
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Mock => {
-                openai::classify_error(status, &body, provider)
-            }
+            ProviderKind::OpenAi
+            | ProviderKind::OpenAiCompatible
+            | ProviderKind::Azure
+            | ProviderKind::Mock => openai::classify_error(status, &body, provider),
         };
         // Gemini sends no `Retry-After` header: its delay is in the body
         // (`RetryInfo.retryDelay`).
@@ -244,7 +254,7 @@ impl Upstreams {
                 "request body must be a JSON object",
             ))
         })?;
-        let url = format!("{}/chat/completions", d.base_url);
+        let url = openai_url(d, &target.upstream_model, "chat/completions");
         // The whole non-streaming exchange shares one deadline.
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(target, url, body, ctx).await?;
@@ -553,7 +563,7 @@ impl Upstreams {
                     "request body must be a JSON object",
                 ))
             })?;
-        let url = format!("{}/embeddings", d.base_url);
+        let url = openai_url(d, &target.upstream_model, "embeddings");
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(target, url, body, ctx).await?;
         let body = Self::read_body(d, resp, deadline).await?;
@@ -823,6 +833,34 @@ impl NativeStream {
             },
         }
     }
+}
+
+/// The URL of an OpenAI-dialect operation: `{base}/{op}`, or for Azure
+/// `{base}/openai/deployments/{deployment}/{op}?api-version={v}`.
+fn openai_url(d: &Deployment, deployment: &str, op: &str) -> String {
+    match (d.provider, &d.api_version) {
+        (ProviderKind::Azure, Some(v)) => format!(
+            "{}/openai/deployments/{}/{op}?api-version={}",
+            d.base_url,
+            percent_encode_segment(deployment),
+            percent_encode_segment(v)
+        ),
+        _ => format!("{}/{op}", d.base_url),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so a
+/// deployment name cannot escape its path segment.
+fn percent_encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Upstreams sometimes quote the credential they rejected; never pass it on.

@@ -543,3 +543,75 @@ async fn presets_reach_their_vendor_and_respect_its_quirks() {
     let _ = r.text().await.unwrap();
     assert!(up.last().json().get("stream_options").is_none());
 }
+
+#[tokio::test]
+async fn azure_deployments_use_the_deployment_path_api_version_and_api_key() {
+    let up = MockUpstream::start().await;
+    let chat_path = "/openai/deployments/gpt4o-prod/chat/completions";
+    up.push(
+        chat_path,
+        Reply::json(modelgate_testkit::openai_completion("Hi from Azure.")),
+    );
+    up.push(
+        chat_path,
+        Reply::sse(openai_stream(&["Hi", " there"], true), Split::Awkward),
+    );
+    let yaml = format!(
+        r#"
+deployments:
+  - {{ name: az, provider: azure, model: gpt4o-prod, base_url: "{}", api_key: az-key-123, api_version: 2025-01-01-preview }}
+models:
+  - name: gpt
+    deployments: [az]
+"#,
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "Hi from Azure.");
+    let sent = up.last();
+    assert_eq!(sent.path, chat_path);
+    assert_eq!(sent.query, "api-version=2025-01-01-preview");
+    assert_eq!(sent.header("api-key").as_deref(), Some("az-key-123"));
+    assert!(sent.header("authorization").is_none());
+    // Streams get usage like OpenAI's.
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let text = stream_text(&sse_data(&r.text().await.unwrap()));
+    assert_eq!(text, "Hi there");
+    assert_eq!(up.last().json()["stream_options"]["include_usage"], true);
+
+    // Zero-config: azure/<deployment> from the variables Azure's SDKs read.
+    let gw = Gateway::start(
+        "",
+        &[
+            ("AZURE_OPENAI_API_KEY", "az-env-key"),
+            ("AZURE_OPENAI_ENDPOINT", up.url().as_str()),
+        ],
+    )
+    .await;
+    up.push(
+        "/openai/deployments/mini/chat/completions",
+        Reply::json(modelgate_testkit::openai_completion("ok")),
+    );
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "azure/mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.last().query, "api-version=2024-10-21");
+    assert_eq!(up.last().header("api-key").as_deref(), Some("az-env-key"));
+}
