@@ -151,6 +151,9 @@ struct ChunkPeekWire<'a> {
 struct ChoicePeekWire<'a> {
     #[serde(default, borrow)]
     delta: Option<DeltaPeekWire<'a>>,
+    /// Legacy completions chunks carry `text` instead of a delta.
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     finish_reason: Option<serde_json::Value>,
 }
@@ -205,6 +208,10 @@ pub fn peek_chunk(data: &str, provider: &str) -> Result<ChunkPeek, UpstreamFailu
         if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
             peek.has_content = true;
             peek.finished = true;
+        }
+        if let Some(t) = &c.text {
+            peek.content_chars += t.chars().count();
+            peek.has_content |= !t.is_empty();
         }
         if let Some(d) = &c.delta {
             if let Some(t) = &d.content {

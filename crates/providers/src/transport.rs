@@ -226,7 +226,6 @@ impl Upstreams {
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
-        let provider = d.provider.as_str();
         let stream = req.is_stream();
         let opts = openai::stream_options_map(req);
         let cap = ctx
@@ -241,9 +240,51 @@ impl Upstreams {
                 };
                 (field, c)
             });
+        self.openai_call(
+            target,
+            raw,
+            stream,
+            opts.as_ref(),
+            cap,
+            "chat/completions",
+            ctx,
+        )
+        .await
+    }
+
+    /// `POST /completions` (the legacy text completions API) on an
+    /// OpenAI-dialect deployment: the client's body with only `model`
+    /// replaced (and stream usage asked for, like chat).
+    pub async fn openai_completions(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        stream: bool,
+        stream_options: Option<&serde_json::Map<String, serde_json::Value>>,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let cap = ctx.output_cap.map(|c| ("max_tokens", c));
+        self.openai_call(target, raw, stream, stream_options, cap, "completions", ctx)
+            .await
+    }
+
+    /// One OpenAI-dialect call of `op` with the client's raw body.
+    #[allow(clippy::too_many_arguments)]
+    async fn openai_call(
+        &self,
+        target: &Target,
+        raw: &Bytes,
+        stream: bool,
+        opts: Option<&serde_json::Map<String, serde_json::Value>>,
+        cap: Option<(&str, u32)>,
+        op: &str,
+        ctx: &CallContext,
+    ) -> Result<ChatReply, CallError> {
+        let d = &*target.deployment;
+        let provider = d.provider.as_str();
         let (body, injected) = openai::prepare_body(
             raw,
-            opts.as_ref(),
+            opts,
             &target.upstream_model,
             stream && d.stream_usage,
             cap,
@@ -254,7 +295,7 @@ impl Upstreams {
                 "request body must be a JSON object",
             ))
         })?;
-        let url = openai_url(d, &target.upstream_model, "chat/completions");
+        let url = openai_url(d, &target.upstream_model, op);
         // The whole non-streaming exchange shares one deadline.
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let resp = self.send(target, url, body, ctx).await?;

@@ -374,12 +374,24 @@ pub(crate) fn sse_response(
 /// The client-facing SSE body. Owns the upstream stream and the settlement:
 /// when hyper drops it (client gone), the upstream connection closes and the
 /// record is written with what was seen.
-struct SseBody {
+pub(crate) struct SseBody {
     inner: ChatStream,
     settle: Settle,
     done: bool,
     /// Resolves when the drain deadline passes.
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl SseBody {
+    /// The body of a chat-dialect stream (`data: <chunk>` ... `data: [DONE]`).
+    pub(crate) fn new(inner: ChatStream, settle: Settle, state: &AppState) -> SseBody {
+        SseBody {
+            inner,
+            settle,
+            done: false,
+            shutdown: Box::pin(state.inner.shutdown.clone().cancelled_owned()),
+        }
+    }
 }
 
 impl Stream for SseBody {

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod completions;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
@@ -60,6 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/responses",
             post(responses::responses).fallback(edge::method_not_allowed),
+        )
+        .route(
+            "/v1/completions",
+            post(completions::completions).fallback(edge::method_not_allowed),
         )
         .route(
             "/v1/embeddings",

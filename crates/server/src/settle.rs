@@ -232,6 +232,7 @@ impl Settle {
             "embeddings" => "embeddings",
             "messages" => "messages",
             "responses" => "responses",
+            "completions" => "completions",
             _ => "chat",
         };
         let alias = if self.alias_label.is_empty() {

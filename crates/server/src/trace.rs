@@ -156,6 +156,7 @@ pub fn spans(s: &Settled<'_>) -> Vec<Span> {
         "embeddings" => ("embeddings", "/v1/embeddings"),
         "messages" => ("chat", "/v1/messages"),
         "responses" => ("chat", "/v1/responses"),
+        "completions" => ("text_completion", "/v1/completions"),
         _ => ("chat", "/v1/chat/completions"),
     };
     let end = unix_ns(s.started, s.ended);

@@ -615,3 +615,82 @@ models:
     assert_eq!(up.last().query, "api-version=2024-10-21");
     assert_eq!(up.last().header("api-key").as_deref(), Some("az-env-key"));
 }
+
+#[tokio::test]
+async fn legacy_completions_pass_through_to_openai_dialect_deployments() {
+    let up = MockUpstream::start().await;
+    let completion = json!({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "gpt-3.5-turbo-instruct",
+        "choices": [{"text": " there", "index": 0, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}});
+    up.push("/v1/completions", Reply::json(completion.clone()));
+    let chunk = |text: &str, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "cmpl-s", "object": "text_completion", "created": 1, "model": "m",
+            "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]})
+        )
+    };
+    up.push(
+        "/v1/completions",
+        Reply::sse(
+            vec![
+                chunk("Hel", Value::Null),
+                chunk("lo", json!("stop")),
+                format!("data: {}\n\n", json!({"id": "cmpl-s", "object": "text_completion", "created": 1, "model": "m", "choices": [],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})),
+                "data: [DONE]\n\n".into(),
+            ],
+            Split::Awkward,
+        ),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let r = gw
+        .post("/v1/completions")
+        .json(&json!({"model": "gpt", "prompt": "Hi", "max_tokens": 5, "echo": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.json::<Value>().await.unwrap(), completion);
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/completions");
+    assert_eq!(sent.json()["prompt"], "Hi");
+    assert_eq!(sent.json()["echo"], false);
+    let rec = gw.record(&rid).await;
+    assert_eq!(
+        (rec.route.as_str(), rec.input_tokens, rec.output_tokens),
+        ("completions", 2, 1)
+    );
+
+    let r = gw
+        .post("/v1/completions")
+        .json(&json!({"model": "gpt", "prompt": "Hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let data = sse_data(&r.text().await.unwrap());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let text: String = data
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "Hello");
+    // The gateway asked for usage and kept the usage chunk to itself.
+    assert_eq!(up.last().json()["stream_options"]["include_usage"], true);
+    assert!(!data.iter().any(|d| d.contains("\"usage\"")));
+    let rec = gw.record(&rid).await;
+    assert_eq!((rec.input_tokens, rec.output_tokens), (3, 2));
+
+    let r = gw
+        .post("/v1/completions")
+        .json(&json!({"model": "mock/echo", "prompt": "Hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "model");
+}
