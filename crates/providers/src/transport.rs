@@ -568,6 +568,56 @@ impl Upstreams {
         )))
     }
 
+    /// A provider-native request the gateway does not model: `method` on
+    /// `{base_url}/{path}` (with `query`), the deployment's credentials added,
+    /// the client's `content-type` and `accept` kept. The response comes back
+    /// unread (status, headers and a byte stream) once its head arrived.
+    pub async fn passthrough(
+        &self,
+        target: &Target,
+        method: reqwest::Method,
+        path: &str,
+        query: Option<&str>,
+        client_headers: &HeaderMap,
+        body: Bytes,
+        ctx: &CallContext,
+    ) -> Result<reqwest::Response, CallError> {
+        let d = &*target.deployment;
+        let mut url = format!("{}/{}", d.base_url, path.trim_start_matches('/'));
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(q);
+        }
+        let mut headers = Self::headers(d, ctx, target.span_id);
+        headers.remove(reqwest::header::CONTENT_TYPE);
+        for name in [reqwest::header::CONTENT_TYPE, reqwest::header::ACCEPT] {
+            if let Some(v) = client_headers.get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        if d.provider == ProviderKind::Anthropic
+            && let Some(v) = client_headers.get("anthropic-beta")
+        {
+            headers.insert(HeaderName::from_static("anthropic-beta"), v.clone());
+        }
+        let req = self
+            .client(d)
+            .request(method, url)
+            .headers(headers)
+            .body(body);
+        match tokio::time::timeout(d.timeouts.request, req.send()).await {
+            Err(_) => Err(CallError::upstream(timeout_failure(
+                d.provider.as_str(),
+                d.timeouts.request,
+            ))),
+            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
+                d.provider.as_str(),
+                &e,
+            ))),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
     /// `POST /v1/messages/count_tokens` on an Anthropic deployment (the
     /// client's body, `model` replaced); the answer as it came.
     pub async fn anthropic_count_tokens(

@@ -23,6 +23,7 @@ pub mod edge;
 pub mod error;
 pub mod governance;
 pub mod messages;
+pub mod passthrough;
 pub mod responses;
 pub mod routes;
 pub mod settle;
@@ -101,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
+        .route(
+            "/passthrough/{name}/{*path}",
+            axum::routing::any(passthrough::passthrough),
+        )
         .route("/metrics", get(routes::metrics))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))

@@ -355,6 +355,25 @@ impl Settle {
         }
     }
 
+    /// A passed-through answer's status: recorded as is; 4xx/5xx with the
+    /// matching upstream error class.
+    pub fn upstream_status(&mut self, status: u16) {
+        self.rec.status = status;
+        if status >= 400 {
+            let class = modelgate_codec::class_for_status(status);
+            self.rec.error_class = Some(class.as_str().to_owned());
+            self.rec.error_message = Some(format!("the upstream answered {status}"));
+        } else {
+            self.rec.error_class = None;
+            self.rec.error_message = None;
+        }
+    }
+
+    /// Usage read from a passed-through answer.
+    pub fn usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+
     /// The cost of the usage known so far, at the serving deployment's price.
     pub fn cost(&self) -> Option<modelgate_core::Nanos> {
         Some(self.price?.cost(&self.usage?))

@@ -694,3 +694,104 @@ async fn legacy_completions_pass_through_to_openai_dialect_deployments() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "model");
 }
+
+#[tokio::test]
+async fn passthrough_reaches_native_endpoints_with_the_deployments_credentials() {
+    let up = MockUpstream::start().await;
+    up.push(
+        "/v1/files",
+        Reply::json(json!({"object": "list", "data": [{"id": "file-1", "object": "file"}]})),
+    );
+    up.push(
+        "/v1/chat/completions",
+        Reply::json(modelgate_testkit::openai_completion("native")),
+    );
+    up.push(
+        "/v1/batches/b1",
+        Reply::error(
+            404,
+            json!({"error": {"message": "No such batch", "type": "invalid_request_error"}}),
+        ),
+    );
+    let gw = Gateway::start(
+        &config(&up, ""),
+        &[("MODELGATE_MASTER_KEY", "mg-master-pt")],
+    )
+    .await;
+    let r = gw
+        .get("/passthrough/gpt/files?purpose=batch")
+        .bearer_auth("mg-master-pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.json::<Value>().await.unwrap()["data"][0]["id"], "file-1");
+    let sent = up.last();
+    assert_eq!(
+        (
+            sent.method.as_str(),
+            sent.path.as_str(),
+            sent.query.as_str()
+        ),
+        ("GET", "/v1/files", "purpose=batch")
+    );
+    let auth = sent.header("authorization").unwrap();
+    assert!(
+        auth.contains("sk-upstream") && !auth.contains("mg-master-pt"),
+        "{auth}"
+    );
+    let rec = gw.record(&rid).await;
+    assert_eq!((rec.route.as_str(), rec.status), ("passthrough", 200));
+    assert_eq!(rec.requested_model, "passthrough/gpt");
+
+    // A JSON answer with usage is metered and costed.
+    let r = gw
+        .post("/passthrough/gpt/chat/completions")
+        .bearer_auth("mg-master-pt")
+        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    let rec = gw.record(&rid).await;
+    assert_eq!((rec.input_tokens, rec.output_tokens), (9, 4));
+
+    // Upstream errors keep their status; bad paths and names are refused.
+    let r = gw
+        .get("/passthrough/gpt/batches/b1")
+        .bearer_auth("mg-master-pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let _ = r.bytes().await.unwrap();
+    assert_eq!(gw.record(&rid).await.status, 404);
+    let r = gw
+        .get("/passthrough/nobody/files")
+        .bearer_auth("mg-master-pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Dot segments (which HTTP clients normally resolve away) are refused
+    // rather than resolved against the upstream's base URL.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = gw.url.trim_start_matches("http://").to_owned();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(
+            format!("GET /passthrough/gpt/v/../../admin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer mg-master-pt\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    }
+    let r = gw.get("/passthrough/gpt/files").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
