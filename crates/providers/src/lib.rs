@@ -23,7 +23,7 @@ use modelgate_config::Deployment;
 use modelgate_core::Usage;
 
 pub use stream::{ChatStream, StreamItem};
-pub use transport::Upstreams;
+pub use transport::{NativeRequest, Upstreams};
 
 /// Where a request goes: a deployment and the model id to ask it for.
 #[derive(Debug, Clone)]

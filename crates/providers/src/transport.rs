@@ -575,13 +575,16 @@ impl Upstreams {
     pub async fn passthrough(
         &self,
         target: &Target,
-        method: reqwest::Method,
-        path: &str,
-        query: Option<&str>,
-        client_headers: &HeaderMap,
-        body: Bytes,
+        native: NativeRequest<'_>,
         ctx: &CallContext,
     ) -> Result<reqwest::Response, CallError> {
+        let NativeRequest {
+            method,
+            path,
+            query,
+            headers: client_headers,
+            body,
+        } = native;
         let d = &*target.deployment;
         let mut url = format!("{}/{}", d.base_url, path.trim_start_matches('/'));
         if let Some(q) = query.filter(|q| !q.is_empty()) {
@@ -868,6 +871,19 @@ impl GeminiStream {
         self.queue.push_back(StreamItem::Failed(f));
         self.finished = true;
     }
+}
+
+/// A provider-native request for [`Upstreams::passthrough`].
+#[derive(Debug)]
+pub struct NativeRequest<'a> {
+    pub method: reqwest::Method,
+    /// Appended to the deployment's base URL.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The client's headers (only `content-type`, `accept` and
+    /// `anthropic-beta` are forwarded).
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
 }
 
 /// An Anthropic stream passed through: each event's JSON as it came, metered.

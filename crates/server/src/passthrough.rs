@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use modelgate_config::{Alias, ProviderKind};
 use modelgate_core::{ErrorClass, Usage};
-use modelgate_providers::{CallContext, Target};
+use modelgate_providers::{CallContext, NativeRequest, Target};
 
 use crate::chat::unix_now;
 use crate::edge::{RequestId, read_body};
@@ -90,7 +90,17 @@ pub async fn passthrough(
         let resp = state
             .live()
             .upstreams
-            .passthrough(&target, method, &path, uri.query(), &headers, raw, &ctx)
+            .passthrough(
+                &target,
+                NativeRequest {
+                    method,
+                    path: &path,
+                    query: uri.query(),
+                    headers: &headers,
+                    body: raw,
+                },
+                &ctx,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok((resp, d.provider))
