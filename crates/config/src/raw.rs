@@ -76,11 +76,12 @@ pub struct RawStore {
 pub struct RawDeployment {
     /// Unique name, referred to from `models[].deployments`.
     pub name: String,
-    /// `openai`, `openai_compatible`, `anthropic` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `mock` or `bedrock`.
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
-    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
+    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
+    /// Bedrock: the runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -98,7 +99,8 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
-    /// `max_tokens` sent when the client sets none (Anthropic). Default 4096.
+    /// `max_tokens` sent when the client sets none (Anthropic; default 4096).
+    /// Bedrock: `maxTokens` when set (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,
@@ -131,6 +133,19 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub tpm: Option<u64>,
+    /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
+    /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
+    /// `aws_secret_access_key`, requests are signed with SigV4.
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: AWS secret access key.
+    pub aws_secret_access_key: Option<String>,
+    /// Bedrock: session token of temporary AWS credentials.
+    pub aws_session_token: Option<String>,
+    /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
+    /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
+    pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One entry of `models:`: a public name (alias). Either lists `deployments`
@@ -142,11 +157,12 @@ pub struct RawModel {
     pub name: String,
     /// Names of entries in `deployments:` that serve this alias.
     pub deployments: Option<Vec<String>>,
-    /// `openai`, `openai_compatible`, `anthropic` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `mock` or `bedrock`.
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
-    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it.
+    /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
+    /// Bedrock: the runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -164,7 +180,8 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
-    /// `max_tokens` sent when the client sets none (Anthropic). Default 4096.
+    /// `max_tokens` sent when the client sets none (Anthropic; default 4096).
+    /// Bedrock: `maxTokens` when set (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,
@@ -197,6 +214,19 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub tpm: Option<u64>,
+    /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
+    /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
+    /// `aws_secret_access_key`, requests are signed with SigV4.
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: AWS secret access key.
+    pub aws_secret_access_key: Option<String>,
+    /// Bedrock: session token of temporary AWS credentials.
+    pub aws_session_token: Option<String>,
+    /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
+    /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
+    pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
     /// How a deployment is chosen: `priority` (default), `weighted`, `least_busy`,
     /// `lowest_latency` or `lowest_cost`.
     pub strategy: Option<String>,
