@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use modelgate_api::anthropic::StreamEvent;
 use modelgate_api::openai::ChatRequest;
-use modelgate_codec::{UpstreamFailure, anthropic, openai};
+use modelgate_codec::{UpstreamFailure, anthropic, bedrock, openai};
 use modelgate_config::{Config, Deployment, ProviderKind};
 use modelgate_core::ErrorClass;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -61,7 +61,7 @@ impl Upstreams {
             .unwrap_or(&self.default)
     }
 
-    fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
+    pub(crate) fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             reqwest::header::CONTENT_TYPE,
@@ -123,13 +123,22 @@ impl Upstreams {
         body: Vec<u8>,
         ctx: &CallContext,
     ) -> Result<reqwest::Response, CallError> {
+        let headers = Self::headers(&target.deployment, ctx, target.span_id);
+        self.send_with_headers(target, url, body, headers).await
+    }
+
+    /// [`Upstreams::send`] with the request headers already built (and, for
+    /// Bedrock, signed).
+    pub(crate) async fn send_with_headers(
+        &self,
+        target: &Target,
+        url: String,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response, CallError> {
         let d = &*target.deployment;
         let provider = d.provider.as_str();
-        let req = self
-            .client(d)
-            .post(url)
-            .headers(Self::headers(d, ctx, target.span_id))
-            .body(body);
+        let req = self.client(d).post(url).headers(headers).body(body);
         let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => {
                 return Err(CallError::upstream(timeout_failure(
@@ -149,6 +158,11 @@ impl Upstreams {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body =
             match tokio::time::timeout(d.timeouts.request, read_capped(resp, 64 * 1024)).await {
                 Ok(b) => b,
@@ -156,6 +170,7 @@ impl Upstreams {
             };
         let mut failure = match d.provider {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
+            ProviderKind::Bedrock => bedrock::classify_error(status, error_type.as_deref(), &body),
             _ => openai::classify_error(status, &body, provider),
         };
         if failure.class == ErrorClass::UpstreamAuth {
@@ -171,7 +186,7 @@ impl Upstreams {
 
     /// Reads a whole non-streaming body by `deadline` (the same one the
     /// request head had: one budget for the whole exchange).
-    async fn read_body(
+    pub(crate) async fn read_body(
         d: &Deployment,
         resp: reqwest::Response,
         deadline: tokio::time::Instant,
@@ -574,11 +589,17 @@ impl NativeStream {
 }
 
 /// Upstreams sometimes quote the credential they rejected; never pass it on.
-fn redact_secrets(message: &mut String, d: &Deployment) {
+pub(crate) fn redact_secrets(message: &mut String, d: &Deployment) {
+    let aws = d.bedrock.iter().flat_map(|b| &b.aws_credentials);
     let secrets = d
         .api_key
         .iter()
         .chain(d.headers.iter().map(|(_, v)| v))
+        .chain(aws.flat_map(|c| {
+            [&c.access_key_id, &c.secret_access_key]
+                .into_iter()
+                .chain(&c.session_token)
+        }))
         .map(|s| s.expose())
         .filter(|s| s.len() >= 4);
     for s in secrets {

@@ -473,6 +473,10 @@ impl AppState {
         let hint = match model.split_once('/') {
             Some(("openai", _)) => "set OPENAI_API_KEY to serve openai/<model>".to_owned(),
             Some(("anthropic", _)) => "set ANTHROPIC_API_KEY to serve anthropic/<model>".to_owned(),
+            Some(("bedrock", _)) => {
+                "set AWS_REGION and AWS credentials (or AWS_BEARER_TOKEN_BEDROCK) to serve bedrock/<model>"
+                    .to_owned()
+            }
             _ => "see GET /v1/models for the models this gateway serves".to_owned(),
         };
         Err(not_found(model, &hint))
