@@ -637,6 +637,34 @@ async fn a_stream_that_ends_before_message_stop_is_a_failure() {
 }
 
 #[tokio::test]
+async fn a_stream_cut_after_message_stop_is_complete_with_estimated_usage() {
+    let up = MockUpstream::start().await;
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(
+            converse_stream(&["whole ", "answer"], false),
+            Split::Awkward,
+        ),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "nova", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let data = sse_data(&r.text().await.unwrap());
+    assert_eq!(stream_text(&data), "whole answer");
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.status, 200);
+    assert!(rec.error_class.is_none());
+    assert!(rec.usage_estimated, "no metadata event: usage is estimated");
+    assert!(rec.output_tokens > 0);
+}
+
+#[tokio::test]
 async fn a_silent_stream_hits_the_idle_timeout() {
     let up = MockUpstream::start().await;
     up.push(
