@@ -50,6 +50,11 @@ pub const GEMINI_DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com
 /// version with `stream_options` support).
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
+/// The Bedrock Runtime endpoint of a region (the AWS SDKs' default).
+pub fn bedrock_default_base(region: &str) -> String {
+    format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -327,6 +332,8 @@ pub enum ProviderKind {
     Azure,
     /// The built-in mock: no network.
     Mock,
+    /// Amazon Bedrock Converse / ConverseStream.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -339,6 +346,7 @@ impl ProviderKind {
             ProviderKind::Gemini => "gemini",
             ProviderKind::Azure => "azure",
             ProviderKind::Mock => "mock",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 
@@ -351,17 +359,19 @@ impl ProviderKind {
             "gemini" => ProviderKind::Gemini,
             "azure" => ProviderKind::Azure,
             "mock" => ProviderKind::Mock,
+            "bedrock" => ProviderKind::Bedrock,
             _ => return None,
         })
     }
 
     /// All kinds, for error messages and schemas.
-    pub const ALL: [&'static str; 6] = [
+    pub const ALL: [&'static str; 7] = [
         "openai",
         "openai_compatible",
         "anthropic",
         "gemini",
         "azure",
+        "bedrock",
         "mock",
     ];
 }
@@ -429,6 +439,38 @@ pub struct Deployment {
     pub rpm: Option<u32>,
     /// Estimated tokens per minute allowed.
     pub tpm: Option<u64>,
+    /// Bedrock settings; `Some` exactly when `provider` is `Bedrock`.
+    pub bedrock: Option<BedrockConfig>,
+}
+
+/// What a Bedrock deployment needs beyond the common fields. The credential
+/// is either the deployment's `api_key` (a Bedrock API key, sent as
+/// `Authorization: Bearer`) or [`BedrockConfig::aws_credentials`] (every
+/// request signed with SigV4); validation guarantees exactly one of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BedrockConfig {
+    /// The region requests are signed for (`us-east-1`). Empty only when a
+    /// Bedrock API key is used with an explicit `base_url` and no region is
+    /// known: bearer requests are not signed.
+    pub region: String,
+    /// AWS credentials for SigV4; `None` when the deployment's `api_key` is used.
+    pub aws_credentials: Option<AwsCredentials>,
+    /// `inferenceConfig.maxTokens` when the client sets no limit; `None`
+    /// leaves the model's own default (only `default_max_tokens` in the file
+    /// sets it).
+    pub default_max_tokens: Option<u32>,
+    /// Sent as `additionalModelRequestFields` on every request.
+    pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Long-term or temporary AWS credentials. All parts are secrets: the key id
+/// identifies the account's user, and is redacted like the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsCredentials {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    /// STS session token of temporary credentials.
+    pub session_token: Option<Secret>,
 }
 
 impl Deployment {

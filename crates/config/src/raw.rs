@@ -77,13 +77,15 @@ pub struct RawStore {
 pub struct RawDeployment {
     /// Unique name, referred to from `models[].deployments`.
     pub name: String,
-    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini`, `azure`, `bedrock`,
+    /// `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
     /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
     /// Gemini: scheme and host (`/v1beta` is added unless it ends in an API
     /// version).
+    /// Bedrock: the runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -102,7 +104,8 @@ pub struct RawDeployment {
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
     /// Output cap sent when the client sets none: Anthropic's `max_tokens`
-    /// (default 4096), Gemini's `maxOutputTokens` (default: the model's own).
+    /// (default 4096), Gemini's `maxOutputTokens` and Bedrock's `maxTokens`
+    /// (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,
@@ -137,6 +140,19 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub tpm: Option<u64>,
+    /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
+    /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
+    /// `aws_secret_access_key`, requests are signed with SigV4.
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: AWS secret access key.
+    pub aws_secret_access_key: Option<String>,
+    /// Bedrock: session token of temporary AWS credentials.
+    pub aws_session_token: Option<String>,
+    /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
+    /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
+    pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One entry of `models:`: a public name (alias). Either lists `deployments`
@@ -148,13 +164,15 @@ pub struct RawModel {
     pub name: String,
     /// Names of entries in `deployments:` that serve this alias.
     pub deployments: Option<Vec<String>>,
-    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `mock`.
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini`, `azure`, `bedrock`,
+    /// `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
     /// API base URL. OpenAI dialect: including `/v1`; Anthropic: without it;
     /// Gemini: scheme and host (`/v1beta` is added unless it ends in an API
     /// version).
+    /// Bedrock: the runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
     pub base_url: Option<String>,
     /// Provider API key (usually `${SOME_ENV}`).
     pub api_key: Option<String>,
@@ -173,7 +191,8 @@ pub struct RawModel {
     #[schemars(with = "Option<bool>")]
     pub drop_unsupported_params: Option<bool>,
     /// Output cap sent when the client sets none: Anthropic's `max_tokens`
-    /// (default 4096), Gemini's `maxOutputTokens` (default: the model's own).
+    /// (default 4096), Gemini's `maxOutputTokens` and Bedrock's `maxTokens`
+    /// (default: the model's own).
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub default_max_tokens: Option<u64>,
@@ -208,6 +227,19 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "opt_u64")]
     #[schemars(with = "Option<u64>")]
     pub tpm: Option<u64>,
+    /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
+    /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
+    /// `aws_secret_access_key`, requests are signed with SigV4.
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: AWS secret access key.
+    pub aws_secret_access_key: Option<String>,
+    /// Bedrock: session token of temporary AWS credentials.
+    pub aws_session_token: Option<String>,
+    /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
+    /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
+    pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
     /// How a deployment is chosen: `priority` (default), `weighted`, `least_busy`,
     /// `lowest_latency` or `lowest_cost`.
     pub strategy: Option<String>,

@@ -15,10 +15,10 @@ use crate::raw::{
     RawStore, RawTracing,
 };
 use crate::{
-    ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, Config, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
-    Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy,
-    RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts,
+    ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, AwsCredentials, BedrockConfig,
+    Config, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH,
+    Deployment, Env, Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind,
+    RetryPolicy, RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -517,6 +517,31 @@ fn validate_deployment(
             ),
         );
     }
+    let mut api_key = api_key;
+    let bedrock = match provider {
+        Some(ProviderKind::Bedrock) => validate_bedrock(&m, path, env, &mut api_key, errs),
+        Some(_) => {
+            for (field, set) in [
+                ("region", m.region.is_some()),
+                ("aws_access_key_id", m.aws_access_key_id.is_some()),
+                ("aws_secret_access_key", m.aws_secret_access_key.is_some()),
+                ("aws_session_token", m.aws_session_token.is_some()),
+                (
+                    "additional_model_request_fields",
+                    m.additional_model_request_fields.is_some(),
+                ),
+            ] {
+                if set {
+                    errs.push(
+                        format!("{path}.{field}"),
+                        format!("only applies to provider bedrock, not {provider_name}"),
+                    );
+                }
+            }
+            None
+        }
+        None => None,
+    };
     let base_url = match (provider, &m.base_url) {
         (_, Some(u)) => {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -530,6 +555,12 @@ fn validate_deployment(
         (Some(ProviderKind::OpenAi), None) => OPENAI_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Anthropic), None) => ANTHROPIC_DEFAULT_BASE.to_owned(),
         (Some(ProviderKind::Gemini), None) => GEMINI_DEFAULT_BASE.to_owned(),
+        // Without a region `validate_bedrock` has reported the error.
+        (Some(ProviderKind::Bedrock), None) => bedrock
+            .as_ref()
+            .filter(|b| !b.region.is_empty())
+            .map(|b| crate::bedrock_default_base(&b.region))
+            .unwrap_or_default(),
         (Some(ProviderKind::Azure), None) => {
             errs.push(
                 format!("{path}.base_url"),
@@ -695,6 +726,150 @@ fn validate_deployment(
             }
             t => t,
         },
+        bedrock,
+    })
+}
+
+/// A non-empty (after trimming) value.
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// An AWS region name as endpoints and SigV4 scopes use it (`us-east-1`).
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The region in a Bedrock endpoint's host: `bedrock-runtime.<region>.amazonaws.com`
+/// and VPC endpoints `vpce-....bedrock-runtime.<region>.vpce.amazonaws.com`.
+fn region_from_endpoint(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest.split(['/', ':', '?']).next()?;
+    let labels: Vec<&str> = host.split('.').collect();
+    let i = labels
+        .iter()
+        .position(|l| *l == "bedrock-runtime" || *l == "bedrock-runtime-fips")?;
+    labels
+        .get(i + 1)
+        .filter(|r| valid_region(r))
+        .map(|r| (*r).to_owned())
+}
+
+/// AWS credentials from the SDKs' standard variables, when both parts are set.
+fn aws_credentials_from_env(env: &dyn Env) -> Option<AwsCredentials> {
+    Some(AwsCredentials {
+        access_key_id: Secret::new(non_empty(env.var("AWS_ACCESS_KEY_ID"))?),
+        secret_access_key: Secret::new(non_empty(env.var("AWS_SECRET_ACCESS_KEY"))?),
+        session_token: non_empty(env.var("AWS_SESSION_TOKEN")).map(Secret::new),
+    })
+}
+
+/// The Bedrock part of a deployment. Credentials, first match wins:
+/// `api_key` / `api_key_env` (a Bedrock API key); `aws_access_key_id` +
+/// `aws_secret_access_key` (+ `aws_session_token`); `AWS_BEARER_TOKEN_BEDROCK`;
+/// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`).
+/// A key found in the environment is put in `api_key`. Region: `region`, the
+/// region in `base_url`'s host, `AWS_REGION`, `AWS_DEFAULT_REGION`.
+fn validate_bedrock(
+    m: &RawDeployment,
+    path: &str,
+    env: &dyn Env,
+    api_key: &mut Option<Secret>,
+    errs: &mut Errors,
+) -> Option<BedrockConfig> {
+    let region = non_empty(m.region.clone())
+        .or_else(|| m.base_url.as_deref().and_then(region_from_endpoint))
+        .or_else(|| non_empty(env.var("AWS_REGION")))
+        .or_else(|| non_empty(env.var("AWS_DEFAULT_REGION")));
+    if let Some(r) = &region
+        && !valid_region(r)
+    {
+        errs.push(
+            format!("{path}.region"),
+            format!("{r:?} is not an AWS region (e.g. us-east-1)"),
+        );
+    }
+    let key_in_file = m.api_key.is_some() || m.api_key_env.is_some();
+    let aws_in_file = m.aws_access_key_id.is_some()
+        || m.aws_secret_access_key.is_some()
+        || m.aws_session_token.is_some();
+    let aws = if key_in_file && aws_in_file {
+        errs.push(
+            format!("{path}.aws_access_key_id"),
+            "set either api_key / api_key_env (a Bedrock API key) or AWS credentials, not both",
+        );
+        None
+    } else if aws_in_file {
+        let id = non_empty(m.aws_access_key_id.clone());
+        let secret = non_empty(m.aws_secret_access_key.clone());
+        if id.is_none() {
+            errs.push(
+                format!("{path}.aws_access_key_id"),
+                "is required (and not empty) with aws_secret_access_key or aws_session_token",
+            );
+        }
+        if secret.is_none() {
+            errs.push(
+                format!("{path}.aws_secret_access_key"),
+                "is required (and not empty) with aws_access_key_id or aws_session_token",
+            );
+        }
+        Some(AwsCredentials {
+            access_key_id: Secret::new(id?),
+            secret_access_key: Secret::new(secret?),
+            session_token: non_empty(m.aws_session_token.clone()).map(Secret::new),
+        })
+    } else if key_in_file {
+        None
+    } else if let Some(token) = non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK")) {
+        *api_key = Some(Secret::new(token));
+        None
+    } else if let Some(creds) = aws_credentials_from_env(env) {
+        Some(creds)
+    } else {
+        errs.push(
+            format!("{path}.api_key"),
+            "provider bedrock needs credentials: api_key or api_key_env (a Bedrock API key), \
+             aws_access_key_id and aws_secret_access_key, or AWS_BEARER_TOKEN_BEDROCK or \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+        );
+        None
+    };
+    // The default endpoint is built from the region, and SigV4 signs for one.
+    let region = match region {
+        Some(r) => r,
+        None if m.base_url.is_none() => {
+            errs.push(
+                format!("{path}.region"),
+                "is required for provider bedrock (or set AWS_REGION, or base_url)",
+            );
+            String::new()
+        }
+        None if aws.is_some() => {
+            errs.push(
+                format!("{path}.region"),
+                "is required to sign requests with AWS credentials (or set AWS_REGION)",
+            );
+            String::new()
+        }
+        None => String::new(),
+    };
+    Some(BedrockConfig {
+        region,
+        aws_credentials: aws,
+        default_max_tokens: m
+            .default_max_tokens
+            .filter(|n| *n > 0)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        additional_model_request_fields: m
+            .additional_model_request_fields
+            .clone()
+            .filter(|f| !f.is_empty()),
     })
 }
 
@@ -796,6 +971,11 @@ fn validate_alias(
                 max_concurrency: m.max_concurrency,
                 rpm: m.rpm,
                 tpm: m.tpm,
+                region: m.region.clone(),
+                aws_access_key_id: m.aws_access_key_id.clone(),
+                aws_secret_access_key: m.aws_secret_access_key.clone(),
+                aws_session_token: m.aws_session_token.clone(),
+                additional_model_request_fields: m.additional_model_request_fields.clone(),
             };
             match validate_deployment(raw, path, env, errs) {
                 Some(d) => {
@@ -1163,6 +1343,7 @@ fn template(
         max_concurrency: None,
         rpm: None,
         tpm: None,
+        bedrock: None,
     }
 }
 
@@ -1279,7 +1460,55 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         d.stream_usage = p.stream_usage;
         out.insert(p.name.to_owned(), Arc::new(d));
     }
+    if let Some(d) = bedrock_env_template(env, errs) {
+        out.insert("bedrock".to_owned(), Arc::new(d));
+    }
     out
+}
+
+/// `bedrock/<model id>` from the AWS SDKs' variables: a region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`) and credentials
+/// (`AWS_BEARER_TOKEN_BEDROCK`, else `AWS_ACCESS_KEY_ID` +
+/// `AWS_SECRET_ACCESS_KEY` [+ `AWS_SESSION_TOKEN`]). The endpoint is
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, else `AWS_ENDPOINT_URL`, else the
+/// region's, as the SDKs resolve it
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
+fn bedrock_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
+    let (region_var, region) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|v| non_empty(env.var(v)).map(|r| (v, r)))?;
+    let (api_key, aws) = match non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK")) {
+        Some(token) => (Some(Secret::new(token)), None),
+        None => (None, Some(aws_credentials_from_env(env)?)),
+    };
+    if !valid_region(&region) {
+        errs.push(
+            region_var,
+            format!("{region:?} is not an AWS region (e.g. us-east-1)"),
+        );
+        return None;
+    }
+    let endpoint = ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|v| non_empty(env.var(v)).map(|u| (v, u)));
+    let base = match endpoint {
+        Some((var, url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errs.push(var, format!("{url:?} must start with http:// or https://"));
+                return None;
+            }
+            url.trim_end_matches('/').to_owned()
+        }
+        None => crate::bedrock_default_base(&region),
+    };
+    let mut d = template("bedrock", ProviderKind::Bedrock, base, api_key);
+    d.bedrock = Some(BedrockConfig {
+        region,
+        aws_credentials: aws,
+        default_max_tokens: None,
+        additional_model_request_fields: None,
+    });
+    Some(d)
 }
 
 fn validate_tracing(t: &RawTracing, errs: &mut Errors) -> Option<TracingConfig> {
@@ -1624,10 +1853,213 @@ models:
     }
 
     #[test]
+    fn bedrock_deployments_take_file_or_environment_credentials() {
+        let yaml = r#"
+deployments:
+  - name: signed
+    provider: bedrock
+    model: anthropic.claude-3-5-haiku-20241022-v1:0
+    region: eu-west-1
+    aws_access_key_id: ${AKID}
+    aws_secret_access_key: ${SECRET}
+    aws_session_token: tok
+    default_max_tokens: 512
+    additional_model_request_fields: { top_k: 50 }
+  - name: keyed
+    provider: bedrock
+    model: amazon.nova-pro-v1:0
+    api_key_env: BR_KEY
+  - name: ambient
+    provider: bedrock
+    model: amazon.nova-lite-v1:0
+  - name: vpce
+    provider: bedrock
+    model: amazon.nova-lite-v1:0
+    base_url: https://vpce-0a1.bedrock-runtime.ap-south-1.vpce.amazonaws.com/
+"#;
+        let env = MapEnv::from_pairs([
+            ("AKID", "AKIAFILE"),
+            ("SECRET", "file-secret"),
+            ("BR_KEY", "ABSK-file"),
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ]);
+        let c = Config::load(Some(yaml), &env).unwrap();
+        let by = |n: &str| c.deployments.iter().find(|d| d.name == n).unwrap().clone();
+        let signed = by("signed");
+        let b = signed.bedrock.as_ref().unwrap();
+        assert_eq!(b.region, "eu-west-1");
+        assert_eq!(
+            signed.base_url,
+            "https://bedrock-runtime.eu-west-1.amazonaws.com"
+        );
+        let aws = b.aws_credentials.as_ref().unwrap();
+        assert_eq!(aws.access_key_id.expose(), "AKIAFILE");
+        assert_eq!(aws.secret_access_key.expose(), "file-secret");
+        assert_eq!(aws.session_token.as_ref().unwrap().expose(), "tok");
+        assert!(signed.api_key.is_none());
+        assert_eq!(b.default_max_tokens, Some(512));
+        assert_eq!(
+            b.additional_model_request_fields.as_ref().unwrap()["top_k"],
+            50
+        );
+        let keyed = by("keyed");
+        assert_eq!(keyed.api_key.as_ref().unwrap().expose(), "ABSK-file");
+        let kb = keyed.bedrock.as_ref().unwrap();
+        assert!(kb.aws_credentials.is_none());
+        assert_eq!(kb.region, "us-west-2");
+        assert_eq!(kb.default_max_tokens, None);
+        let ambient = by("ambient");
+        let ab = ambient.bedrock.as_ref().unwrap();
+        assert_eq!(
+            ab.aws_credentials.as_ref().unwrap().access_key_id.expose(),
+            "AKIAENV"
+        );
+        assert!(ab.aws_credentials.as_ref().unwrap().session_token.is_none());
+        // The endpoint's own region wins over AWS_REGION.
+        let vpce = by("vpce");
+        assert_eq!(vpce.bedrock.as_ref().unwrap().region, "ap-south-1");
+        assert_eq!(
+            vpce.base_url,
+            "https://vpce-0a1.bedrock-runtime.ap-south-1.vpce.amazonaws.com"
+        );
+        // Secrets stay out of Debug output.
+        let dbg = format!("{signed:?}");
+        assert!(
+            !dbg.contains("file-secret") && !dbg.contains("AKIAFILE"),
+            "{dbg}"
+        );
+
+        // A Bedrock API key in the environment comes before AWS keys.
+        let env = MapEnv::from_pairs([
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "ABSK-env"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ]);
+        let c = Config::load(
+            Some("models:\n  - { name: n, provider: bedrock, model: amazon.nova-micro-v1:0 }\n"),
+            &env,
+        )
+        .unwrap();
+        let d = &c.models["n"].deployments[0];
+        assert_eq!(d.api_key.as_ref().unwrap().expose(), "ABSK-env");
+        assert!(d.bedrock.as_ref().unwrap().aws_credentials.is_none());
+        assert_eq!(d.bedrock.as_ref().unwrap().region, "us-east-1");
+    }
+
+    #[test]
+    fn bedrock_errors_name_the_field() {
+        let yaml = r#"
+models:
+  - { name: a, provider: bedrock, model: m }
+  - { name: b, provider: bedrock, model: m, region: us-east-1 }
+  - { name: c, provider: bedrock, model: m, region: us-east-1, api_key: k, aws_access_key_id: x, aws_secret_access_key: y }
+  - { name: d, provider: bedrock, model: m, region: us-east-1, aws_secret_access_key: y }
+  - { name: e, provider: bedrock, model: m, region: "US East", api_key: k }
+  - { name: f, provider: openai, model: m, api_key: k, region: us-east-1, additional_model_request_fields: { x: 1 } }
+  - { name: g, provider: bedrock, model: m, base_url: "http://127.0.0.1:9", aws_access_key_id: x, aws_secret_access_key: y }
+  - { name: h, provider: bedrock, model: m, region: us-east-1, api_key: k, additional_model_request_fields: [1] }
+"#;
+        let text = Config::load(Some(yaml), &MapEnv::default())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "models[0].region: is required for provider bedrock",
+            "models[0].api_key: provider bedrock needs credentials",
+            "models[1].api_key: provider bedrock needs credentials",
+            "models[2].aws_access_key_id: set either api_key",
+            "models[3].aws_access_key_id: is required",
+            "models[4].region: \"US East\" is not an AWS region",
+            "models[5].region: only applies to provider bedrock",
+            "models[5].additional_model_request_fields: only applies to provider bedrock",
+            "models[6].region: is required to sign requests",
+            "models[7].additional_model_request_fields:",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        // A Bedrock API key with an explicit endpoint needs no region.
+        let c = Config::load(
+            Some("models:\n  - { name: p, provider: bedrock, model: m, base_url: \"http://127.0.0.1:9\", api_key: k }\n"),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.models["p"].deployments[0]
+                .bedrock
+                .as_ref()
+                .unwrap()
+                .region,
+            ""
+        );
+    }
+
+    #[test]
+    fn bedrock_prefix_follows_aws_sdk_variables() {
+        let none = Config::load(
+            None,
+            &MapEnv::from_pairs([("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")]),
+        )
+        .unwrap();
+        assert!(!none.prefixes.contains_key("bedrock"), "no region");
+        let none = Config::load(None, &MapEnv::from_pairs([("AWS_REGION", "us-east-1")])).unwrap();
+        assert!(!none.prefixes.contains_key("bedrock"), "no credentials");
+
+        let env = MapEnv::from_pairs([
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SESSION_TOKEN", "t"),
+        ]);
+        let c = Config::load(None, &env).unwrap();
+        let d = &c.prefixes["bedrock"];
+        assert_eq!(d.provider, ProviderKind::Bedrock);
+        assert_eq!(
+            d.base_url,
+            "https://bedrock-runtime.eu-central-1.amazonaws.com"
+        );
+        let b = d.bedrock.as_ref().unwrap();
+        assert_eq!(b.region, "eu-central-1");
+        assert_eq!(
+            b.aws_credentials
+                .as_ref()
+                .unwrap()
+                .session_token
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "t"
+        );
+
+        let env = MapEnv::from_pairs([
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "ABSK"),
+            ("AWS_ENDPOINT_URL", "http://generic.invalid"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9/"),
+        ]);
+        let c = Config::load(None, &env).unwrap();
+        let d = &c.prefixes["bedrock"];
+        assert_eq!(d.base_url, "http://127.0.0.1:9");
+        assert_eq!(d.api_key.as_ref().unwrap().expose(), "ABSK");
+
+        let env = MapEnv::from_pairs([
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "ABSK"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "localhost:9"),
+        ]);
+        let text = Config::load(None, &env).unwrap_err().to_string();
+        assert!(text.contains("AWS_ENDPOINT_URL_BEDROCK_RUNTIME:"), "{text}");
+    }
+
+    #[test]
     fn schema_names_fields() {
         let s = Config::json_schema().to_string();
         assert!(s.contains("max_body_bytes") && s.contains("api_key_env"));
         assert!(s.contains("`gemini`"), "the provider kinds are listed: {s}");
+        assert!(
+            s.contains("aws_secret_access_key") && s.contains("additional_model_request_fields")
+        );
     }
 
     #[test]

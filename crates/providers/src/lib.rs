@@ -5,11 +5,13 @@
 //! stream of OpenAI-dialect chunks. Encoding and decoding are delegated to the
 //! pure `modelgate-codec`; this crate owns only I/O: the pooled HTTP client,
 //! timeouts (connect, whole request / headers, idle gap between chunks), SSE
-//! byte framing, and the built-in `mock` provider.
+//! and AWS event-stream byte framing, SigV4 signing at send time (Bedrock),
+//! and the built-in `mock` provider.
 //!
 //! Must not depend on: axum, sqlx. Dropping a [`ChatStream`] drops the
 //! upstream connection, which is how a client disconnect cancels upstream work.
 
+mod bedrock;
 pub mod mock;
 mod stream;
 mod transport;
@@ -143,6 +145,7 @@ impl Upstreams {
             OpenAi | OpenAiCompatible | Azure => self.openai_chat(target, req, raw, ctx).await,
             Anthropic => self.anthropic_chat(target, req, ctx).await,
             Gemini => self.gemini_chat(target, req, ctx).await,
+            Bedrock => self.bedrock_chat(target, req, ctx).await,
             Mock => mock_deadline(target, mock::chat(&target.upstream_model, req, ctx)).await,
         }
     }
@@ -174,6 +177,13 @@ impl Upstreams {
                 ),
             ))),
             Mock => mock_deadline(target, mock::embeddings(&target.upstream_model, req)).await,
+            Bedrock => Err(CallError::Codec(CodecError::new(
+                "model",
+                format!(
+                    "model {:?} is served by provider bedrock; embeddings through Bedrock are not supported",
+                    req.model
+                ),
+            ))),
         }
     }
 }

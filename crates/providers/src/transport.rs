@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use modelgate_api::anthropic::StreamEvent;
 use modelgate_api::openai::ChatRequest;
-use modelgate_codec::{UpstreamFailure, anthropic, gemini, openai};
+use modelgate_codec::{UpstreamFailure, anthropic, bedrock, gemini, openai};
 use modelgate_config::{Config, Deployment, ProviderKind};
 use modelgate_core::{ErrorClass, Usage};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -61,7 +61,7 @@ impl Upstreams {
             .unwrap_or(&self.default)
     }
 
-    fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
+    pub(crate) fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             reqwest::header::CONTENT_TYPE,
@@ -112,7 +112,10 @@ impl Upstreams {
                     h.insert(HeaderName::from_static("api-key"), v);
                 }
             }
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Mock => {
+            ProviderKind::OpenAi
+            | ProviderKind::OpenAiCompatible
+            | ProviderKind::Bedrock
+            | ProviderKind::Mock => {
                 if let Some(k) = &d.api_key
                     && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
                 {
@@ -142,13 +145,22 @@ impl Upstreams {
         body: Vec<u8>,
         ctx: &CallContext,
     ) -> Result<reqwest::Response, CallError> {
+        let headers = Self::headers(&target.deployment, ctx, target.span_id);
+        self.send_with_headers(target, url, body, headers).await
+    }
+
+    /// [`Upstreams::send`] with the request headers already built (and, for
+    /// Bedrock, signed).
+    pub(crate) async fn send_with_headers(
+        &self,
+        target: &Target,
+        url: String,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response, CallError> {
         let d = &*target.deployment;
         let provider = d.provider.as_str();
-        let req = self
-            .client(d)
-            .post(url)
-            .headers(Self::headers(d, ctx, target.span_id))
-            .body(body);
+        let req = self.client(d).post(url).headers(headers).body(body);
         let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => {
                 return Err(CallError::upstream(timeout_failure(
@@ -168,6 +180,11 @@ impl Upstreams {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body =
             match tokio::time::timeout(d.timeouts.request, read_capped(resp, 64 * 1024)).await {
                 Ok(b) => b,
@@ -176,6 +193,7 @@ impl Upstreams {
         let mut failure = match d.provider {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
             ProviderKind::Gemini => gemini::classify_error(status, &body),
+            ProviderKind::Bedrock => bedrock::classify_error(status, error_type.as_deref(), &body),
             ProviderKind::OpenAi
             | ProviderKind::OpenAiCompatible
             | ProviderKind::Azure
@@ -200,7 +218,7 @@ impl Upstreams {
 
     /// Reads a whole non-streaming body by `deadline` (the same one the
     /// request head had: one budget for the whole exchange).
-    async fn read_body(
+    pub(crate) async fn read_body(
         d: &Deployment,
         resp: reqwest::Response,
         deadline: tokio::time::Instant,
@@ -971,11 +989,17 @@ fn percent_encode_segment(s: &str) -> String {
 }
 
 /// Upstreams sometimes quote the credential they rejected; never pass it on.
-fn redact_secrets(message: &mut String, d: &Deployment) {
+pub(crate) fn redact_secrets(message: &mut String, d: &Deployment) {
+    let aws = d.bedrock.iter().flat_map(|b| &b.aws_credentials);
     let secrets = d
         .api_key
         .iter()
         .chain(d.headers.iter().map(|(_, v)| v))
+        .chain(aws.flat_map(|c| {
+            [&c.access_key_id, &c.secret_access_key]
+                .into_iter()
+                .chain(&c.session_token)
+        }))
         .map(|s| s.expose())
         .filter(|s| s.len() >= 4);
     for s in secrets {

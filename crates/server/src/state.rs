@@ -476,6 +476,10 @@ impl AppState {
             Some(("gemini", _)) => {
                 "set GEMINI_API_KEY (or GOOGLE_API_KEY) to serve gemini/<model>".to_owned()
             }
+            Some(("bedrock", _)) => {
+                "set AWS_REGION and AWS credentials (or AWS_BEARER_TOKEN_BEDROCK) to serve bedrock/<model>"
+                    .to_owned()
+            }
             _ => "see GET /v1/models for the models this gateway serves".to_owned(),
         };
         Err(not_found(model, &hint))

@@ -1,15 +1,17 @@
 //! Test kit (dev only): a scriptable mock upstream.
 //!
 //! One server answers `POST /v1/chat/completions`, `/v1/embeddings` (OpenAI
-//! format), `/v1/messages` (Anthropic format) and
+//! format), `/v1/messages` (Anthropic format),
 //! `/v1beta/models/{model}:generateContent` / `:streamGenerateContent` (Gemini
-//! format; server-sent events with `?alt=sse`, else one JSON array). Tests
-//! queue [`Reply`]s per path; with an empty queue each path answers a canned
-//! success. Every request
+//! format; server-sent events with `?alt=sse`, else one JSON array) and
+//! `/model/{modelId}/converse` / `/converse-stream` (Bedrock, SigV4 or API key
+//! checked: see [`bedrock`]). Tests queue [`Reply`]s per path; with an empty
+//! queue each path answers a canned success. Every request
 //! is recorded (method, path, headers, body), and streams that the client
 //! abandons before their end are counted, so tests can prove the gateway
 //! cancels upstream work. Faults: any status and body, `Retry-After`, stalls,
-//! connection resets mid-stream, and SSE split at awkward byte boundaries.
+//! connection resets mid-stream, and SSE or event-stream frames split at
+//! awkward byte boundaries.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +29,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod bedrock;
 pub mod gemini;
 pub mod otlp;
 pub mod validate;
@@ -73,6 +76,15 @@ pub enum Reply {
     /// An SSE stream of complete events (`"data: {...}\n\n"` strings).
     Sse {
         events: Vec<String>,
+        split: Split,
+        /// Pause before each write after the first.
+        gap: Duration,
+        end: End,
+    },
+    /// A binary AWS event stream (`application/vnd.amazon.eventstream`) of
+    /// complete frames (see [`bedrock::event`]), cut like [`Reply::Sse`].
+    EventStream {
+        frames: Vec<Vec<u8>>,
         split: Split,
         /// Pause before each write after the first.
         gap: Duration,
@@ -149,6 +161,16 @@ impl Reply {
             end: End::Clean,
         }
     }
+
+    /// A clean AWS event stream.
+    pub fn event_stream(frames: Vec<Vec<u8>>, split: Split) -> Reply {
+        Reply::EventStream {
+            frames,
+            split,
+            gap: Duration::ZERO,
+            end: End::Clean,
+        }
+    }
 }
 
 /// A request the mock received.
@@ -184,6 +206,8 @@ struct Shared {
     cancelled: AtomicUsize,
     completed: AtomicUsize,
     notify: Notify,
+    bedrock_known: Mutex<bedrock::Known>,
+    bedrock_auths: Mutex<Vec<bedrock::Auth>>,
 }
 
 /// A running mock upstream on 127.0.0.1 (stopped when dropped).
@@ -260,6 +284,18 @@ impl MockUpstream {
         self.requests().pop().expect("no request recorded")
     }
 
+    /// Replaces the credentials Bedrock requests are checked against
+    /// (default: [`bedrock::Known::default`]).
+    pub fn set_bedrock_credentials(&self, known: bedrock::Known) {
+        *self.shared.bedrock_known.lock().unwrap() = known;
+    }
+
+    /// How each Bedrock request that passed authentication authenticated,
+    /// in order (a SigV4 entry means its signature was recomputed and matched).
+    pub fn bedrock_auths(&self) -> Vec<bedrock::Auth> {
+        self.shared.bedrock_auths.lock().unwrap().clone()
+    }
+
     /// Streams dropped by the client before they ended.
     pub fn cancelled(&self) -> usize {
         self.shared.cancelled.load(Ordering::SeqCst)
@@ -307,9 +343,29 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(VecDeque::pop_front);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let gemini_route = gemini::route(&path, &query);
+    let bedrock_route = bedrock::route(&path);
     // Like the real APIs, reject what they would reject before any script runs.
     let invalid = match path.as_str() {
         _ if gemini_route.is_some() => gemini::invalid(&parts.headers, &query, &parsed),
+        _ if bedrock_route.is_some() => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .map_or(path.as_str(), |p| p.as_str());
+            let known = shared.bedrock_known.lock().unwrap().clone();
+            match bedrock::authenticate(&known, &parts.headers, path_and_query, &body, now) {
+                Err(reply) => Some(reply),
+                Ok(auth) => {
+                    shared.bedrock_auths.lock().unwrap().push(auth);
+                    bedrock::validate_request(&parsed)
+                        .err()
+                        .map(|m| bedrock::error(400, "ValidationException", &m))
+                }
+            }
+        }
         "/v1/messages" => validate::anthropic_request(&parsed).err().map(|m| {
             Reply::error(
                 400,
@@ -375,6 +431,9 @@ fn sample_tool_call(tools: &Value, anthropic: bool) -> Option<(String, Value)> {
 }
 
 fn default_reply(path: &str, body: &Value) -> Reply {
+    if let Some(stream) = bedrock::route(path) {
+        return bedrock::default_reply(body, stream);
+    }
     let stream = body["stream"].as_bool().unwrap_or(false);
     let wants_tool = body.get("tools").is_some()
         && body["tool_choice"] != "none"
@@ -507,23 +566,9 @@ fn render(
 async fn render_inner(reply: Reply, shared: Arc<Shared>) -> Response {
     match reply {
         Reply::Delayed(delay, inner) => match *inner {
-            Reply::Sse {
-                events,
-                split,
-                gap,
-                end,
-            } => {
+            streamed @ (Reply::Sse { .. } | Reply::EventStream { .. }) => {
                 // Headers now, the first event after `delay`.
-                let mut resp = render(
-                    Reply::Sse {
-                        events,
-                        split,
-                        gap,
-                        end,
-                    },
-                    shared,
-                )
-                .await;
+                let mut resp = render(streamed, shared).await;
                 let body = std::mem::take(resp.body_mut());
                 let delayed = stream::once(async move {
                     tokio::time::sleep(delay).await;
@@ -573,59 +618,83 @@ async fn render_inner(reply: Reply, shared: Arc<Shared>) -> Response {
             gap,
             end,
         } => {
-            let bytes = events.concat().into_bytes();
-            let pieces = cut(&bytes, split, &events);
-            let mut guard = StreamGuard {
-                shared,
-                finished: false,
-            };
-            let n = pieces.len();
-            let body =
-                stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| async move {
-                    if i > 0 && !gap.is_zero() {
-                        tokio::time::sleep(gap).await;
-                    }
-                    (i, p)
-                });
-            let body = body
-                .map(move |(i, p)| {
-                    let last = i + 1 == n;
-                    (last, p)
-                })
-                .chain(stream::once(async { (true, Vec::new()) }))
-                .then(move |(last, p)| async move {
-                    if last && p.is_empty() {
-                        match end {
-                            End::Clean => None,
-                            End::Reset => Some(Err(std::io::Error::other("reset"))),
-                            End::Stall => {
-                                std::future::pending::<()>().await;
-                                None
-                            }
-                        }
-                    } else {
-                        Some(Ok(Bytes::from(p)))
-                    }
-                })
-                .take_while(|x| std::future::ready(x.is_some()))
-                .filter_map(std::future::ready)
-                .chain(stream::once(async move {
-                    guard.finished = true;
-                    drop(guard);
-                    Ok(Bytes::new())
-                }));
-            Response::builder()
-                .status(200)
-                .header("content-type", "text/event-stream")
-                .body(Body::from_stream(body))
-                .unwrap()
+            let events: Vec<Vec<u8>> = events.into_iter().map(String::into_bytes).collect();
+            stream_response(cut(&events, split), gap, end, shared, "text/event-stream")
         }
+        Reply::EventStream {
+            frames,
+            split,
+            gap,
+            end,
+        } => stream_response(
+            cut(&frames, split),
+            gap,
+            end,
+            shared,
+            "application/vnd.amazon.eventstream",
+        ),
     }
 }
 
-fn cut(bytes: &[u8], split: Split, events: &[String]) -> Vec<Vec<u8>> {
+/// A 200 whose body is `pieces`, one write each, then `end`.
+fn stream_response(
+    pieces: Vec<Vec<u8>>,
+    gap: Duration,
+    end: End,
+    shared: Arc<Shared>,
+    content_type: &'static str,
+) -> Response {
+    let mut guard = StreamGuard {
+        shared,
+        finished: false,
+    };
+    let n = pieces.len();
+    let body = stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| async move {
+        if i > 0 && !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+        (i, p)
+    });
+    let body = body
+        .map(move |(i, p)| {
+            let last = i + 1 == n;
+            (last, p)
+        })
+        .chain(stream::once(async { (true, Vec::new()) }))
+        .then(move |(last, p)| async move {
+            if last && p.is_empty() {
+                match end {
+                    End::Clean => None,
+                    End::Reset => Some(Err(std::io::Error::other("reset"))),
+                    End::Stall => {
+                        std::future::pending::<()>().await;
+                        None
+                    }
+                }
+            } else {
+                Some(Ok(Bytes::from(p)))
+            }
+        })
+        .take_while(|x| std::future::ready(x.is_some()))
+        .filter_map(std::future::ready)
+        .chain(stream::once(async move {
+            guard.finished = true;
+            drop(guard);
+            Ok(Bytes::new())
+        }));
+    Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+/// Cuts the concatenated `events` into writes.
+fn cut(events: &[Vec<u8>], split: Split) -> Vec<Vec<u8>> {
+    let bytes = events.concat();
+    let bytes = bytes.as_slice();
     match split {
-        Split::Events => events.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        Split::Events => events.to_vec(),
         Split::Bytes(n) => bytes.chunks(n.max(1)).map(<[u8]>::to_vec).collect(),
         Split::Awkward => {
             let mut out = Vec::new();

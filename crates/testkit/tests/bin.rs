@@ -9,28 +9,40 @@ fn post(addr: &str, path: &str, body: &str) -> String {
     post_with(addr, path, "", body)
 }
 
-/// `headers`: extra header lines, each ending in `\r\n`.
-fn post_with(addr: &str, path: &str, headers: &str, body: &str) -> String {
+fn post_with(addr: &str, path: &str, extra_headers: &str, body: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    // Event streams are binary: read bytes, compare as (lossy) text.
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Kills the server however the test ends (it holds the test's stdout).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
 fn binary_serves_every_dialect() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelgate-mock-upstream"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Server(
+        Command::new(env!("CARGO_BIN_EXE_modelgate-mock-upstream"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
@@ -78,8 +90,34 @@ fn binary_serves_every_dialect() {
         key,
         r#"{"contents":[{"role":"assistant","parts":[{"text":"hi"}]}]}"#,
     );
-    child.kill().unwrap();
-    let _ = child.wait();
+    let converse = r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#;
+    let bearer = format!(
+        "authorization: Bearer {}\r\n",
+        modelgate_testkit::bedrock::MOCK_BEDROCK_API_KEY
+    );
+    let bedrock = post_with(
+        &addr,
+        "/model/amazon.nova-lite-v1%3A0/converse",
+        &bearer,
+        converse,
+    );
+    let unsigned = post(&addr, "/model/amazon.nova-lite-v1%3A0/converse", converse);
+    let stream = post_with(
+        &addr,
+        "/model/amazon.nova-lite-v1%3A0/converse-stream",
+        &bearer,
+        converse,
+    );
+    drop(child);
+    assert!(bedrock.starts_with("HTTP/1.1 200"), "{bedrock}");
+    assert!(bedrock.contains("Hello from Bedrock."));
+    assert!(unsigned.starts_with("HTTP/1.1 403"), "{unsigned}");
+    assert!(unsigned.contains("MissingAuthenticationTokenException"));
+    assert!(
+        stream.contains("application/vnd.amazon.eventstream"),
+        "{stream}"
+    );
+    assert!(stream.contains("messageStop"));
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains("Hello from Claude."));
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");

@@ -1,9 +1,13 @@
-//! A standalone mock upstream (OpenAI, Anthropic and Gemini wire formats) for the SDK
-//! tests and benchmarks: `modelgate-mock-upstream [--listen 127.0.0.1:0]`.
+//! A standalone mock upstream (OpenAI, Anthropic, Gemini and Bedrock Converse
+//! wire formats) for the SDK tests and benchmarks:
+//! `modelgate-mock-upstream [--listen 127.0.0.1:0]`.
 //! Prints `listening on http://ADDR` on its first stdout line and serves until
 //! killed. Replies are the test kit's defaults: canned text, a tool call when
-//! the request offers tools, streams when asked, and 400s for requests the
-//! real APIs would reject.
+//! the request offers tools, streams when asked (SSE, or binary event-stream
+//! frames on `/model/{id}/converse-stream`), and 400s for requests the real
+//! APIs would reject. Bedrock requests must carry the test kit's Bedrock API
+//! key or a SigV4 signature made with its test AWS credentials
+//! (`modelgate_testkit::bedrock::MOCK_*`).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
