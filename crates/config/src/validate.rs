@@ -1672,7 +1672,7 @@ models:
             "{errs}"
         );
         assert!(
-            errs.contains("expected one of openai, openai_compatible, anthropic, gemini, mock"),
+            errs.contains("expected one of openai, openai_compatible, anthropic, gemini,"),
             "{errs}"
         );
     }

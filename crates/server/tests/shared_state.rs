@@ -25,6 +25,13 @@ fn redis_url() -> Option<String> {
 }
 
 fn yaml(redis: &str, prefix: &str, extra: &str) -> String {
+    // A generous Redis timeout: these tests are about correctness across
+    // replicas, and a loaded CI machine must not turn them into 503s.
+    let timeout = if extra.contains("redis_timeout_ms") {
+        ""
+    } else {
+        "  redis_timeout_ms: 5000\n"
+    };
     format!(
         r#"
 models:
@@ -35,7 +42,7 @@ models:
 governance:
   redis_url: "{redis}"
   redis_prefix: "{prefix}"
-{extra}"#
+{timeout}{extra}"#
     )
 }
 
