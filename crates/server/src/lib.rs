@@ -16,6 +16,7 @@
 //!    client disconnects).
 
 pub mod admin;
+pub mod capabilities;
 pub mod chat;
 pub mod completions;
 pub mod dispatch;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(routes::list_models))
         .route("/v1/models/{*model}", get(routes::get_model))
+        .route("/v1/modelgate/capabilities", get(routes::capabilities))
         .route("/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route(
             "/admin/keys/{id}",

@@ -1,4 +1,4 @@
-//! The smaller routes: embeddings, models, health.
+//! The smaller routes: embeddings, models, capabilities, health.
 
 use std::time::Duration;
 
@@ -219,6 +219,15 @@ pub async fn get_model(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Handler for `GET /v1/modelgate/capabilities`: the conformance matrix
+/// (`crates/server/src/capabilities.rs`), authenticated like `/v1/models`.
+pub async fn capabilities(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.authenticate(&headers).await {
+        return e.into_response();
+    }
+    Json(crate::capabilities::document()).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format (no secrets, low-cardinality labels).

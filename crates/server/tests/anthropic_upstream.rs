@@ -251,6 +251,7 @@ async fn fields_anthropic_cannot_take_are_rejected_by_name_unless_dropped() {
         ("n", json!(2)),
         ("seed", json!(1)),
         ("logprobs", json!(true)),
+        ("reasoning_effort", json!("high")),
         ("frobnicate", json!(1)),
     ] {
         let mut body = json!({"model":"claude","messages":[{"role":"user","content":"hi"}]});
@@ -275,7 +276,7 @@ async fn fields_anthropic_cannot_take_are_rejected_by_name_unless_dropped() {
         assert!(up.last().json().get(field).is_none());
     }
     // Nothing was sent upstream for the rejected requests.
-    assert_eq!(up.requests().len(), 4);
+    assert_eq!(up.requests().len(), 5);
 }
 
 #[tokio::test]

@@ -868,3 +868,397 @@ async fn anthropic_messages_front_door_over_gemini() {
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta["usage"]["output_tokens"], 2);
 }
+
+#[tokio::test]
+async fn json_schema_and_reasoning_effort_are_translated_and_thoughts_come_back() {
+    let up = MockUpstream::start().await;
+    up.push(
+        GENERATE,
+        Reply::json(json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"text": "The user wants a forecast.", "thought": true},
+                    {"text": "{\"summary\":\"sunny\"}"}
+                ]},
+                "finishReason": "STOP", "index": 0
+            }],
+            "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 5, "thoughtsTokenCount": 7, "totalTokenCount": 21},
+            "modelVersion": "gemini-2.5-flash", "responseId": "think-1"
+        })),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let schema = json!({"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]});
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({
+            "model": "flash",
+            "messages": [{"role": "user", "content": "Forecast?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "forecast", "schema": schema}},
+            "reasoning_effort": "low"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let message = &v["choices"][0]["message"];
+    assert_eq!(message["content"], "{\"summary\":\"sunny\"}");
+    assert_eq!(message["reasoning_content"], "The user wants a forecast.");
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        7
+    );
+    let sent = up.last().json();
+    let generation = &sent["generationConfig"];
+    assert_eq!(generation["responseMimeType"], "application/json");
+    assert_eq!(generation["responseJsonSchema"], schema);
+    // Gemini 2.5 takes a token budget (low = 1024) and shows its thoughts.
+    assert_eq!(
+        generation["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": 1024})
+    );
+}
+
+#[tokio::test]
+async fn parallel_calls_and_their_results_round_trip() {
+    let up = MockUpstream::start().await;
+    up.push(
+        GENERATE,
+        Reply::json(json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}
+                ]},
+                "finishReason": "STOP", "index": 0
+            }],
+            "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 10, "totalTokenCount": 40},
+            "modelVersion": "gemini-2.5-flash", "responseId": "par-1"
+        })),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let ask = json!({"role": "user", "content": "Weather in Paris and Rome?"});
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "flash", "messages": [ask], "tools": [weather_tool()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let calls = v["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(calls.len(), 2);
+    assert_ne!(calls[0]["id"], calls[1]["id"]);
+    assert_eq!(calls[1]["function"]["arguments"], "{\"city\":\"Rome\"}");
+
+    // Both calls and both results go back in one turn each; the mock checks
+    // that the response count matches the call count, as Gemini does.
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&json!({
+            "model": "flash", "tools": [weather_tool()],
+            "messages": [
+                ask,
+                {"role": "assistant", "content": null, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": calls[0]["id"], "content": "18C"},
+                {"role": "tool", "tool_call_id": calls[1]["id"], "content": "24C"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = up.last().json();
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(contents.len(), 3, "{sent}");
+    let args = |i: usize, key: &str| -> Vec<Value> {
+        contents[i]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[key]["args"].clone())
+            .collect()
+    };
+    assert_eq!(
+        args(1, "functionCall"),
+        [json!({"city": "Paris"}), json!({"city": "Rome"})]
+    );
+    let responses: Vec<Value> = contents[2]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["functionResponse"]["response"]["output"].clone())
+        .collect();
+    assert_eq!(responses, [json!("18C"), json!("24C")]);
+}
+
+/// `(type, data)` of each Responses API event in an SSE body.
+fn responses_events(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_front_door_over_gemini() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let tool = json!({"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}});
+    let r = gw
+        .post("/v1/responses")
+        .json(
+            &json!({"model": "flash", "instructions": "Be terse.", "input": "Weather in Paris?",
+            "tools": [tool], "max_output_tokens": 200}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let resp: Value = r.json().await.unwrap();
+    assert_eq!(resp["object"], "response");
+    assert_eq!(resp["status"], "completed");
+    let call = resp["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .unwrap()
+        .clone();
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "mock"})
+    );
+    let sent = up.last().json();
+    assert_eq!(sent["systemInstruction"]["parts"][0]["text"], "Be terse.");
+    assert_eq!(
+        sent["tools"][0]["functionDeclarations"][0]["name"],
+        "get_weather"
+    );
+    assert_eq!(sent["generationConfig"]["maxOutputTokens"], 200);
+
+    // The call and its output go back as input items.
+    let r = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "flash", "tools": [tool], "input": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": call["call_id"], "name": "get_weather", "arguments": call["arguments"]},
+            {"type": "function_call_output", "call_id": call["call_id"], "output": "18C"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = up.last().json();
+    assert_eq!(
+        sent["contents"][2]["parts"][0]["functionResponse"]["response"]["output"],
+        "18C"
+    );
+
+    // Streamed: the documented event sequence, text deltas, usage at the end.
+    let r = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "flash", "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = responses_events(&r.text().await.unwrap());
+    assert_eq!(events[0]["type"], "response.created");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64, "{e}");
+    }
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello from Gemini.");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["input_tokens"], 10);
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+
+    // A streamed function call arrives whole in the final response.
+    let r = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "flash", "input": "Weather in Paris?", "tools": [tool], "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let events = responses_events(&r.text().await.unwrap());
+    let args: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.function_call_arguments.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "mock"})
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["response"]["output"][1]["type"], "function_call");
+
+    // Upstream errors arrive in the OpenAI envelope with their status.
+    up.push(GENERATE, Reply::error(429, gemini_rate_limit_error(12)));
+    let r = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "flash", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "12");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_messages_with_images_and_parallel_tool_turns_over_gemini() {
+    let up = MockUpstream::start().await;
+    up.push(
+        GENERATE,
+        Reply::json(json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}
+                ]},
+                "finishReason": "STOP", "index": 0
+            }],
+            "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 10, "totalTokenCount": 40},
+            "modelVersion": "gemini-2.5-flash", "responseId": "par-m"
+        })),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let tool = json!({"name": "get_weather", "input_schema": {"type": "object",
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}});
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({
+            "model": "flash", "max_tokens": 200, "tools": [tool],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here and in Rome?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {"city": "Rome"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_a", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "toolu_b", "content": "24C"}
+                ]}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["stop_reason"], "tool_use");
+    let inputs: Vec<Value> = m["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| b["input"].clone())
+        .collect();
+    assert_eq!(inputs, [json!({"city": "Paris"}), json!({"city": "Rome"})]);
+    let sent = up.last().json();
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(contents.len(), 3, "{sent}");
+    assert_eq!(
+        contents[0]["parts"][1]["inlineData"],
+        json!({"mimeType": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(contents[1]["parts"].as_array().unwrap().len(), 2);
+    let outputs: Vec<Value> = contents[2]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["functionResponse"]["response"]["output"].clone())
+        .collect();
+    assert_eq!(outputs, [json!("18C"), json!("24C")]);
+}
+
+#[tokio::test]
+async fn responses_over_gemini_carry_images_parallel_calls_json_schema_and_reasoning() {
+    let up = MockUpstream::start().await;
+    up.push(
+        GENERATE,
+        Reply::json(json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"text": "Two cities, one answer.", "thought": true},
+                    {"text": "{\"summary\":\"mild\"}"}
+                ]},
+                "finishReason": "STOP", "index": 0
+            }],
+            "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 6, "thoughtsTokenCount": 9, "totalTokenCount": 65},
+            "modelVersion": "gemini-2.5-flash", "responseId": "resp-g"
+        })),
+    );
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let schema = json!({"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]});
+    let r = gw
+        .post("/v1/responses")
+        .json(&json!({
+            "model": "flash",
+            "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+            "text": {"format": {"type": "json_schema", "name": "forecast", "schema": schema}},
+            "reasoning": {"effort": "low"},
+            "input": [
+                {"role": "user", "content": [
+                    {"type": "input_text", "text": "Weather here and in Rome?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+                ]},
+                {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+                {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}"},
+                {"type": "function_call_output", "call_id": "call_a", "output": "18C"},
+                {"type": "function_call_output", "call_id": "call_b", "output": "24C"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let resp: Value = r.json().await.unwrap();
+    let output = resp["output"].as_array().unwrap();
+    let reasoning = output.iter().find(|o| o["type"] == "reasoning").unwrap();
+    assert_eq!(reasoning["summary"][0]["text"], "Two cities, one answer.");
+    let message = output.iter().find(|o| o["type"] == "message").unwrap();
+    assert_eq!(message["content"][0]["text"], "{\"summary\":\"mild\"}");
+    assert_eq!(
+        resp["usage"]["output_tokens_details"]["reasoning_tokens"],
+        9
+    );
+    let sent = up.last().json();
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(contents.len(), 3, "{sent}");
+    assert_eq!(
+        contents[0]["parts"][1]["inlineData"]["mimeType"],
+        "image/png"
+    );
+    assert_eq!(contents[1]["parts"].as_array().unwrap().len(), 2);
+    assert_eq!(contents[2]["parts"].as_array().unwrap().len(), 2);
+    let generation = &sent["generationConfig"];
+    assert_eq!(generation["responseMimeType"], "application/json");
+    assert_eq!(generation["responseJsonSchema"], schema);
+    assert_eq!(
+        generation["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": 1024})
+    );
+}

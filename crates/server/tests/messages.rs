@@ -382,3 +382,330 @@ async fn count_tokens_asks_anthropic_or_estimates() {
         "authentication_error"
     );
 }
+
+/// A Messages request with a system prompt, an image, and an earlier turn of
+/// two parallel tool calls answered by two tool results.
+fn rich_messages_request(model: &str) -> Value {
+    json!({
+        "model": model, "max_tokens": 300, "system": "Be terse.",
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "Weather here and in Rome?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {"city": "Rome"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_a", "content": "18C"},
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "24C"}
+            ]}
+        ]
+    })
+}
+
+/// `/v1/messages` over a `provider` deployment (an OpenAI-format upstream):
+/// `rich_messages_request` is translated to chat with the output limit in
+/// `limit_field`; a reply with reasoning and two tool calls, a text stream, a
+/// streamed tool call and an upstream failure come back in Anthropic's format.
+async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        "models:\n  - name: m\n    provider: {provider}\n    model: upstream-model\n    base_url: {}/v1\n    api_key: k\n    retry: {{ max_attempts: 1 }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    let mut reply = modelgate_testkit::openai_tool_completion("get_weather", "{}");
+    reply["choices"][0]["message"] = json!({
+        "role": "assistant", "content": "Checking both.", "reasoning_content": "Two cities, two calls.",
+        "tool_calls": [
+            {"id": "call_c", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_d", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+        ]
+    });
+    up.push("/v1/chat/completions", Reply::json(reply));
+    let r = gw
+        .post("/v1/messages")
+        .json(&rich_messages_request("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(
+        body["content"],
+        json!([
+            {"type": "thinking", "thinking": "Two cities, two calls.", "signature": ""},
+            {"type": "text", "text": "Checking both."},
+            {"type": "tool_use", "id": "call_c", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "call_d", "name": "get_weather", "input": {"city": "Rome"}}
+        ])
+    );
+    let sent = up.last().json();
+    assert_eq!(sent["model"], "upstream-model");
+    assert_eq!(sent[limit_field], 300, "{sent}");
+    let other = if limit_field == "max_tokens" {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    assert!(sent.get(other).is_none(), "{sent}");
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs[0], json!({"role": "system", "content": "Be terse."}));
+    assert_eq!(
+        msgs[1]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,iVBORw0KGgo="
+    );
+    let ids: Vec<&Value> = msgs[2]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(ids, [&json!("toolu_a"), &json!("toolu_b")]);
+    assert_eq!(
+        msgs[3],
+        json!({"role": "tool", "content": "18C", "tool_call_id": "toolu_a"})
+    );
+    assert_eq!(
+        msgs[4],
+        json!({"role": "tool", "content": "24C", "tool_call_id": "toolu_b"})
+    );
+
+    // A text stream, with the usage the gateway asked for in message_delta.
+    up.push(
+        "/v1/chat/completions",
+        Reply::sse(openai_stream(&["Hel", "lo"], true), Split::Awkward),
+    );
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "m", "max_tokens": 50, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let evs = events(&r.text().await.unwrap());
+    let text: String = evs
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello");
+    let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["usage"]["output_tokens"], 2);
+
+    // A streamed tool call: its input arrives in pieces that add up.
+    let mut tools_only = rich_messages_request("m");
+    tools_only["stream"] = json!(true);
+    tools_only["messages"] = json!([{"role": "user", "content": "Weather in Paris?"}]);
+    let r = gw
+        .post("/v1/messages")
+        .json(&tools_only)
+        .send()
+        .await
+        .unwrap();
+    let evs = events(&r.text().await.unwrap());
+    let pieces: Vec<&str> = evs
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(pieces.len() > 1, "{evs:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&pieces.concat()).unwrap(),
+        json!({"city": "mock"})
+    );
+
+    // An upstream failure, in Anthropic's envelope.
+    up.push(
+        "/v1/chat/completions",
+        Reply::error(
+            500,
+            json!({"error": {"message": "boom", "type": "server_error"}}),
+        ),
+    );
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "api_error");
+}
+
+#[tokio::test]
+async fn openai_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking()
+ {
+    translated_messages_round_trip("openai", "max_completion_tokens").await;
+}
+
+#[tokio::test]
+async fn openai_compatible_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking()
+ {
+    translated_messages_round_trip("openai_compatible", "max_tokens").await;
+}
+
+#[tokio::test]
+async fn thinking_is_refused_by_name_unless_the_upstream_is_anthropic() {
+    let up = MockUpstream::start().await;
+    let u = up.url();
+    let yaml = format!(
+        r#"
+models:
+  - {{ name: oai, provider: openai, model: gpt-4o-mini, base_url: "{u}/v1", api_key: k }}
+  - {{ name: compat, provider: openai_compatible, model: llama, base_url: "{u}/v1" }}
+  - {{ name: gem, provider: gemini, model: gemini-2.5-flash, base_url: "{u}", api_key: k }}
+  - {{ name: fake, provider: mock, model: echo }}
+  - {{ name: lenient, provider: openai_compatible, model: llama, base_url: "{u}/v1", drop_unsupported_params: true }}
+"#
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    let body = |model: &str| {
+        json!({"model": model, "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
+               "messages": [{"role": "user", "content": "Think first."}]})
+    };
+    for model in ["oai", "compat", "gem", "fake"] {
+        let r = gw
+            .post("/v1/messages")
+            .json(&body(model))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{model}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["type"], "error", "{model}");
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{model}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains("thinking"), "{model}: {message}");
+    }
+    assert!(up.requests().is_empty(), "refused before any upstream call");
+    let r = gw
+        .post("/v1/messages")
+        .json(&body("lenient"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(up.last().json().get("thinking").is_none());
+}
+
+#[tokio::test]
+async fn an_anthropic_upstream_gets_images_and_parallel_tool_turns_as_written_and_its_errors_keep_their_type()
+ {
+    let up = MockUpstream::start().await;
+    let mut canned =
+        modelgate_testkit::anthropic_tool_message("get_weather", json!({"city": "Paris"}));
+    canned["content"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "tool_use", "id": "toolu_02Up", "name": "get_weather", "input": {"city": "Rome"}}));
+    up.push("/v1/messages", Reply::json(canned.clone()));
+    let gw = Gateway::start(&anthropic_config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .json(&rich_messages_request("claude"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), canned);
+    assert_eq!(
+        up.last().json(),
+        rich_messages_request("claude-sonnet-4-5"),
+        "only the model changed"
+    );
+
+    up.push(
+        "/v1/messages",
+        Reply::Json {
+            status: 429,
+            body: json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}}),
+            headers: vec![("retry-after".into(), "20".into())],
+        },
+    );
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .json(&json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "20");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "rate_limit_error");
+}
+
+#[tokio::test]
+async fn errors_over_gemini_and_the_mock_use_the_anthropic_envelope() {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        "models:\n  - {{ name: gem, provider: gemini, model: gemini-2.5-flash, base_url: \"{}\", api_key: k, retry: {{ max_attempts: 1 }} }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    up.push(
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        Reply::error(429, modelgate_testkit::gemini_rate_limit_error(9)),
+    );
+    let ask = |model: &str| {
+        gw.post("/v1/messages")
+            .json(&json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    for (model, status, kind) in [
+        ("gem", 429, "rate_limit_error"),
+        ("mock/error-429", 429, "rate_limit_error"),
+        ("mock/error-500", 502, "api_error"),
+    ] {
+        let r = ask(model).await.unwrap();
+        assert_eq!(r.status(), status, "{model}");
+        if status == 429 {
+            assert!(r.headers().contains_key("retry-after"), "{model}");
+        }
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["type"], "error", "{model}");
+        assert_eq!(e["error"]["type"], kind, "{model}");
+    }
+}
+
+#[tokio::test]
+async fn the_mock_provider_streams_tool_calls_and_usage_through_messages() {
+    let gw = Gateway::start("", &[]).await;
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "mock/tool", "max_tokens": 50, "stream": true,
+            "system": "Use tools.",
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}],
+            "messages": [{"role": "user", "content": "Weather in Oslo?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    let start = evs
+        .iter()
+        .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+        .unwrap();
+    assert_eq!(start.1["content_block"]["name"], "get_weather");
+    let pieces: Vec<&str> = evs
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(pieces.len() > 1, "{evs:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&pieces.concat()).unwrap(),
+        json!({"city": "mock", "days": 1})
+    );
+    let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}

@@ -795,3 +795,197 @@ async fn passthrough_reaches_native_endpoints_with_the_deployments_credentials()
     let r = gw.get("/passthrough/gpt/files").send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// A chat request carrying most of what chat can: a system prompt, an image,
+/// an earlier assistant turn with two parallel tool calls and both results,
+/// tools, a JSON schema for the answer and a reasoning effort.
+fn rich_chat_request(model: &str) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "Answer in JSON."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Weather in Paris and Rome?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_a", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_b", "content": "24C"},
+            {"role": "user", "content": "And tomorrow, in both?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+        "parallel_tool_calls": true,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "forecast", "strict": true, "schema": {
+            "type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"], "additionalProperties": false}}},
+        "reasoning_effort": "low"
+    })
+}
+
+/// `rich_chat_request` to a `provider` deployment (an OpenAI-format upstream):
+/// the body arrives as sent (only `model` replaced) and the reply — two
+/// parallel tool calls and reasoning tokens — comes back verbatim.
+async fn rich_chat_request_passes_through(provider: &str) {
+    let up = MockUpstream::start().await;
+    let mut reply = modelgate_testkit::openai_tool_completion("get_weather", "{}");
+    reply["choices"][0]["message"]["tool_calls"] = json!([
+        {"id": "call_c", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"id": "call_d", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+    ]);
+    reply["usage"]["completion_tokens_details"] = json!({"reasoning_tokens": 64});
+    up.push("/v1/chat/completions", Reply::json(reply.clone()));
+    let yaml = format!(
+        "models:\n  - name: m\n    provider: {provider}\n    model: upstream-model\n    base_url: {}/v1\n    api_key: k\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&rich_chat_request("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), reply);
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.json(), rich_chat_request("upstream-model"));
+}
+
+#[tokio::test]
+async fn openai_gets_images_parallel_tool_turns_json_schema_and_reasoning_as_sent() {
+    rich_chat_request_passes_through("openai").await;
+}
+
+#[tokio::test]
+async fn openai_compatible_gets_images_parallel_tool_turns_json_schema_and_reasoning_as_sent() {
+    rich_chat_request_passes_through("openai_compatible").await;
+}
+
+#[tokio::test]
+async fn openai_compatible_streams_usage_and_tool_arguments_and_maps_errors() {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        r#"
+models:
+  - name: local
+    provider: openai_compatible
+    model: llama3.1:8b
+    base_url: {url}/v1
+    retry: {{ max_attempts: 1 }}
+  - name: local-no-usage
+    provider: openai_compatible
+    model: llama3.1:8b
+    base_url: {url}/v1
+    stream_usage: false
+    retry: {{ max_attempts: 1 }}
+"#,
+        url = up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+
+    // Usage the client asked for arrives as the last chunk.
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(
+            &json!({"model": "local", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&body);
+    assert_eq!(stream_text(&data), "Hello from upstream.");
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+    // `stream_usage: false` (servers that reject `stream_options`): nothing added.
+    gw.post("/v1/chat/completions")
+        .json(&json!({"model": "local-no-usage", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(up.last().json().get("stream_options").is_none());
+
+    // Tool-call arguments streamed in pieces add up to the whole call.
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "local", "stream": true,
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (mut args, mut pieces, mut finish) = (String::new(), 0, None);
+    for d in sse_data(&body).iter().filter(|d| *d != "[DONE]") {
+        let v: Value = serde_json::from_str(d).unwrap();
+        for c in v["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(a) = c["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                args.push_str(a);
+                pieces += 1;
+            }
+        }
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_owned());
+        }
+    }
+    assert!(pieces > 1, "arguments arrive in several deltas");
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "mock", "days": 1})
+    );
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+
+    // Upstream errors keep their meaning in the OpenAI envelope.
+    let ask = || {
+        gw.post("/v1/chat/completions")
+            .json(&json!({"model": "local", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    up.push(
+        "/v1/chat/completions",
+        Reply::error(
+            500,
+            json!({"error": {"message": "CUDA out of memory", "type": "server_error"}}),
+        ),
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "api_error"
+    );
+    up.push(
+        "/v1/chat/completions",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "too many requests", "type": "rate_limit_error"}}),
+            headers: vec![("retry-after".into(), "5".into())],
+        },
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
+}

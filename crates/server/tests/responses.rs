@@ -241,3 +241,327 @@ models:
     );
     assert!(last["response"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
 }
+
+/// A Responses request with a developer message, an image, an earlier turn of
+/// two parallel function calls with both outputs, function tools and a JSON
+/// schema for the answer.
+fn rich_responses_request(model: &str) -> Value {
+    json!({
+        "model": model, "instructions": "Be brief.",
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+        "parallel_tool_calls": true,
+        "text": {"format": {"type": "json_schema", "name": "forecast", "strict": true, "schema": {
+            "type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"], "additionalProperties": false}}},
+        "input": [
+            {"role": "developer", "content": "Answer in JSON."},
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "Weather here and in Rome?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}
+            ]},
+            {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}"},
+            {"type": "function_call_output", "call_id": "call_a", "output": "18C"},
+            {"type": "function_call_output", "call_id": "call_b", "output": "24C"},
+            {"role": "user", "content": "And tomorrow?"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_rich_request_and_a_streamed_function_call_pass_through_untouched() {
+    let up = MockUpstream::start().await;
+    let mut reply = response_object("");
+    reply["output"] = json!([
+        {"type": "function_call", "id": "fc_1", "call_id": "call_c", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}", "status": "completed"},
+        {"type": "function_call", "id": "fc_2", "call_id": "call_d", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}", "status": "completed"}
+    ]);
+    up.push("/v1/responses", Reply::json(reply.clone()));
+    let gw = Gateway::start(&config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/responses")
+        .bearer_auth(MASTER)
+        .json(&rich_responses_request("agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), reply);
+    assert_eq!(up.last().json(), rich_responses_request("gpt-4.1-mini"));
+
+    // Function-call arguments streamed in pieces pass through event by event.
+    let mut seq = 0u64;
+    let mut ev = |v: Value| {
+        let mut v = v;
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap())
+    };
+    let item = json!({"type": "function_call", "id": "fc_s", "call_id": "call_s", "name": "get_weather", "arguments": "", "status": "in_progress"});
+    let upstream = vec![
+        ev(
+            json!({"type": "response.created", "response": {"id": "resp_t", "object": "response", "status": "in_progress", "output": []}}),
+        ),
+        ev(json!({"type": "response.output_item.added", "output_index": 0, "item": item})),
+        ev(
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc_s", "output_index": 0, "delta": "{\"city\":"}),
+        ),
+        ev(
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc_s", "output_index": 0, "delta": "\"Paris\"}"}),
+        ),
+        ev(
+            json!({"type": "response.function_call_arguments.done", "item_id": "fc_s", "output_index": 0, "arguments": "{\"city\":\"Paris\"}"}),
+        ),
+        ev(
+            json!({"type": "response.completed", "response": {"id": "resp_t", "object": "response", "status": "completed",
+            "usage": {"input_tokens": 30, "output_tokens": 9, "total_tokens": 39}}}),
+        ),
+    ];
+    up.push(
+        "/v1/responses",
+        Reply::sse(upstream.clone(), Split::Awkward),
+    );
+    let r = gw
+        .post("/v1/responses")
+        .bearer_auth(MASTER)
+        .json(
+            &json!({"model": "agent", "input": "Weather in Paris?", "stream": true,
+            "tools": rich_responses_request("agent")["tools"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), upstream.concat());
+}
+
+#[tokio::test]
+async fn openai_compatible_deployments_are_bridged_through_chat() {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        "models:\n  - {{ name: local, provider: openai_compatible, model: llama3.1:8b, base_url: \"{}/v1\", retry: {{ max_attempts: 1 }} }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let post = |body: Value| {
+        gw.post("/v1/responses")
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({"model": "local", "instructions": "Be brief.", "input": "Say hi", "max_output_tokens": 40}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["object"], "response");
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "Hello from upstream."
+    );
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/chat/completions", "not the Responses API");
+    let sent = sent.json();
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(sent["max_tokens"], 40);
+
+    // A tool call and its output go back as input items.
+    let tools = json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    let r = post(json!({"model": "local", "input": "Weather in Paris?", "tools": tools}))
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let call = body["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .unwrap()
+        .clone();
+    assert_eq!(call["name"], "get_weather");
+    let r = post(json!({"model": "local", "tools": tools, "input": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": call["call_id"], "name": "get_weather", "arguments": call["arguments"]},
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "18C"}
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = up.last().json();
+    assert_eq!(
+        sent["messages"][2],
+        json!({"role": "tool", "content": "18C", "tool_call_id": call["call_id"]})
+    );
+
+    // Streamed: text deltas, then usage in response.completed.
+    let r = post(json!({"model": "local", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "Hello from upstream.");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+
+    // Upstream errors arrive in the OpenAI envelope.
+    up.push(
+        "/v1/chat/completions",
+        Reply::error(
+            500,
+            json!({"error": {"message": "boom", "type": "server_error"}}),
+        ),
+    );
+    let r = post(json!({"model": "local", "input": "hi"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "api_error"
+    );
+}
+
+#[tokio::test]
+async fn bridged_errors_use_the_openai_envelope() {
+    let up = MockUpstream::start().await;
+    up.push(
+        "/v1/messages",
+        Reply::Json {
+            status: 429,
+            body: json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+            headers: vec![("retry-after".into(), "15".into())],
+        },
+    );
+    let yaml = format!(
+        "models:\n  - {{ name: claude, provider: anthropic, model: claude-sonnet-4-5, base_url: \"{}\", api_key: k, retry: {{ max_attempts: 1 }} }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    for (model, status, kind) in [
+        ("claude", 429, "rate_limit_error"),
+        ("mock/error-429", 429, "rate_limit_error"),
+        ("mock/error-500", 502, "api_error"),
+    ] {
+        let r = gw
+            .post("/v1/responses")
+            .bearer_auth(MASTER)
+            .json(&json!({"model": model, "input": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{model}");
+        if status == 429 {
+            assert!(r.headers().contains_key("retry-after"), "{model}");
+        }
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["type"], kind, "{model}: {e}");
+    }
+    // A bridged stream that fails after it started ends with `response.failed`.
+    let r = gw
+        .post("/v1/responses")
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "mock/stream-error", "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    let last = body.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: response.failed\n"), "{body}");
+    let data: Value =
+        serde_json::from_str(last.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(data["response"]["status"], "failed");
+    assert!(
+        data["response"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mid-stream failure"),
+        "{data}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_deployments_get_images_parallel_calls_and_json_schema_bridged_and_reasoning_refused()
+ {
+    let up = MockUpstream::start().await;
+    let yaml = format!(
+        "models:\n  - {{ name: claude, provider: anthropic, model: claude-sonnet-4-5, base_url: \"{}\", api_key: k }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let post = |body: Value| {
+        gw.post("/v1/responses")
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+    };
+    let mut history = rich_responses_request("claude");
+    history.as_object_mut().unwrap().remove("text");
+    let r = post(history).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = up.last().json();
+    let msgs = sent["messages"].as_array().unwrap();
+    // user (text + image), assistant (two tool_use), user (two tool_result + text)
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(msgs[0]["content"][1]["type"], "image");
+    assert_eq!(msgs[0]["content"][1]["source"]["media_type"], "image/png");
+    let ids = |i: usize, key: &str| -> Vec<Value> {
+        msgs[i]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b.get(key).cloned())
+            .collect()
+    };
+    assert_eq!(ids(1, "id"), [json!("call_a"), json!("call_b")]);
+    assert_eq!(ids(2, "tool_use_id"), [json!("call_a"), json!("call_b")]);
+
+    // A JSON schema becomes a forced tool; its input is the answer's text.
+    let r = post(json!({"model": "claude", "input": "Forecast?",
+        "text": rich_responses_request("claude")["text"]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let text = body["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "message")
+        .unwrap()["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"summary": "mock"})
+    );
+    let sent = up.last().json();
+    assert_eq!(sent["tool_choice"]["type"], "tool");
+
+    // Anthropic takes no reasoning effort through chat: refused by name (the
+    // chat field `reasoning.effort` becomes), before anything is sent.
+    let calls = up.requests().len();
+    let r = post(json!({"model": "claude", "input": "Think.", "reasoning": {"effort": "high"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "reasoning_effort", "{e}");
+    assert_eq!(up.requests().len(), calls);
+}
