@@ -1511,7 +1511,9 @@ fn retry_delay(body: &ErrorBody) -> Option<u64> {
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(secs + u64::from(frac.bytes().any(|b| b != b'0')))
+    // Saturating: the delay comes from the upstream, and rounding `u64::MAX`
+    // seconds up must not overflow (regression seed in fuzz/corpus/gemini_stream).
+    Some(secs.saturating_add(u64::from(frac.bytes().any(|b| b != b'0'))))
 }
 
 /// The message for a 429. Google words every quota error "You exceeded your
@@ -1692,6 +1694,11 @@ mod tests {
         assert_eq!(retry_delay(&body("3.000s")), Some(3));
         assert_eq!(retry_delay(&body("soon")), None);
         assert_eq!(retry_delay(&ErrorBody::default()), None);
+        // Rounding the largest whole number up saturates instead of overflowing.
+        assert_eq!(
+            retry_delay(&body("18446744073709551615.5s")),
+            Some(u64::MAX)
+        );
     }
 
     #[test]

@@ -747,7 +747,9 @@ pub fn usage(u: &OUsage) -> ResponseUsage {
         total_tokens: if u.total_tokens > 0 {
             u.total_tokens
         } else {
-            u.prompt_tokens + u.completion_tokens
+            // Saturating: the counts may come straight from an upstream's
+            // body (regression seed in fuzz/corpus/openai_peek).
+            u.prompt_tokens.saturating_add(u.completion_tokens)
         },
         extra: Default::default(),
     }
@@ -1453,4 +1455,24 @@ pub fn encode_event(buf: &mut Vec<u8>, ev: &ResponseStreamEvent) {
     buf.push(b'\n');
     let json = serde_json::to_vec(ev).unwrap_or_default();
     crate::sse::encode_data(buf, &json);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_total_saturates() {
+        let u = OUsage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: 1,
+            total_tokens: 0,
+            prompt_tokens_details: None,
+            completion_tokens_details: None,
+            extra: Default::default(),
+        };
+        let r = usage(&u);
+        assert_eq!(r.total_tokens, u64::MAX);
+        assert_eq!((r.input_tokens, r.output_tokens), (u64::MAX, 1));
+    }
 }
