@@ -875,7 +875,7 @@ pub const CELLS: &[Cell] = &[
     refused(Responses, Anthropic, Reasoning, &[
         "crates/server/tests/responses.rs::anthropic_deployments_get_images_parallel_calls_and_json_schema_bridged_and_reasoning_refused",
     ])
-    .note("`reasoning.effort` gets a 400 unless the model sets `drop_unsupported_params`; it names `reasoning_effort`, the chat field it becomes."),
+    .note("`reasoning.effort` gets a 400 naming it unless the model sets `drop_unsupported_params`."),
     ok(Responses, Anthropic, UsageInStream, &[
         "crates/server/tests/responses.rs::other_providers_are_bridged_both_ways",
         "tests/sdk/test_openai_sdk.py::test_responses_are_bridged_to_other_providers",

@@ -127,7 +127,7 @@ pub async fn responses(
                 .upstreams
                 .chat(&target, &chat, &body, ctx)
                 .await
-                .map_err(ApiError::from)?;
+                .map_err(|e| responses_param(ApiError::from(e)))?;
             match reply {
                 ChatReply::Complete { .. } => Ok((Reply::Bridged(reply), t0.elapsed())),
                 ChatReply::Stream(s) => {
@@ -232,6 +232,29 @@ pub async fn responses(
         crate::error::rate_headers(resp.headers_mut(), &info);
     }
     resp
+}
+
+/// Names a chat-dialect field a provider refused by the Responses field the
+/// client actually sent (`reasoning_effort` → `reasoning.effort`, ...).
+fn responses_param(mut e: ApiError) -> ApiError {
+    let Some(p) = e.param.as_deref() else {
+        return e;
+    };
+    let mapped = match p {
+        "reasoning_effort" => "reasoning.effort",
+        "max_tokens" | "max_completion_tokens" => "max_output_tokens",
+        "response_format" => "text.format",
+        "tool_choice" => "tool_choice",
+        p if p.starts_with("messages") => "input",
+        p if p.starts_with("tools") => "tools",
+        _ => return e,
+    };
+    if mapped != p {
+        e.message = e.message.replace(&format!("'{p}'"), &format!("'{mapped}'"));
+        e.message = e.message.replace(p, mapped);
+        e.param = Some(mapped.to_owned());
+    }
+    e
 }
 
 /// What an attempt produced.

@@ -554,14 +554,21 @@ async fn anthropic_deployments_get_images_parallel_calls_and_json_schema_bridged
     let sent = up.last().json();
     assert_eq!(sent["tool_choice"]["type"], "tool");
 
-    // Anthropic takes no reasoning effort through chat: refused by name (the
-    // chat field `reasoning.effort` becomes), before anything is sent.
+    // Anthropic takes no reasoning effort through chat: refused by the name
+    // the client sent (`reasoning.effort`), before anything is sent.
     let calls = up.requests().len();
     let r = post(json!({"model": "claude", "input": "Think.", "reasoning": {"effort": "high"}}))
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["param"], "reasoning_effort", "{e}");
+    assert_eq!(e["error"]["param"], "reasoning.effort", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reasoning.effort"),
+        "{e}"
+    );
     assert_eq!(up.requests().len(), calls);
 }
