@@ -17,8 +17,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::chat::{
-    SseBody, client_deadline, commit_stream, cost_header, decision_headers, json_response,
-    server_timing, sse_response, unix_now,
+    SseBody, client_deadline, commit_stream, cost_header, json_response, server_timing,
+    sse_response, unix_now,
 };
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
@@ -110,28 +110,13 @@ pub async fn completions(
             }
         }
     };
-    let outcome = state
-        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
-        .await;
-    let served = match outcome {
-        Err(e) => {
-            settle.fail(&e);
-            return e.into_response();
-        }
-        Ok(Err(failed)) => {
-            settle.attempts(&failed.attempts);
-            if let Some(d) = &failed.last_deployment {
-                settle.deployment(d);
-            }
-            settle.fail(&failed.error);
-            let mut resp = failed.error.into_response();
-            decision_headers(&mut resp, None, failed.attempts.len());
-            return resp;
-        }
-        Ok(Ok(served)) => served,
-    };
-    settle.deployment(&served.deployment);
-    settle.attempts(&served.attempts);
+    let served =
+        match dispatch::run_and_settle(&state, plan, call, &mut settle, ApiError::into_response)
+            .await
+        {
+            Ok(served) => served,
+            Err(resp) => return resp,
+        };
     let rate_info = settle.rate_info();
     let mut resp = match served.value {
         ChatReply::Complete { body, usage } => {
@@ -148,14 +133,12 @@ pub async fn completions(
             sse_response(SseBody::new(stream, settle, &state))
         }
     };
-    decision_headers(
+    dispatch::served_headers(
         &mut resp,
-        Some(&served.deployment.name),
+        &served.deployment,
         served.attempts.len(),
+        rate_info,
     );
-    if let Some(info) = rate_info {
-        crate::error::rate_headers(resp.headers_mut(), &info);
-    }
     resp
 }
 

@@ -459,6 +459,60 @@ where
     })
 }
 
+/// Runs the attempt loop unless the drain deadline passes, and settles its
+/// outcome: on failure the error response (rendered by `render`, for the
+/// surface's dialect) with the decision headers; on success the served value,
+/// its deployment and attempts recorded on `settle`.
+pub async fn run_and_settle<T, F, Fut>(
+    state: &AppState,
+    plan: Plan<'_>,
+    call: F,
+    settle: &mut crate::settle::Settle,
+    render: fn(ApiError) -> axum::response::Response,
+) -> Result<Served<T>, axum::response::Response>
+where
+    F: Fn(Target) -> Fut,
+    Fut: Future<Output = Result<(T, Duration), ApiError>>,
+{
+    let outcome = state
+        .unless_shutdown(async { Ok(run(state, plan, call).await) })
+        .await;
+    match outcome {
+        Err(e) => {
+            settle.fail(&e);
+            Err(render(e))
+        }
+        Ok(Err(failed)) => {
+            settle.attempts(&failed.attempts);
+            if let Some(d) = &failed.last_deployment {
+                settle.deployment(d);
+            }
+            settle.fail(&failed.error);
+            let mut resp = render(failed.error);
+            crate::chat::decision_headers(&mut resp, None, failed.attempts.len());
+            Err(resp)
+        }
+        Ok(Ok(served)) => {
+            settle.deployment(&served.deployment);
+            settle.attempts(&served.attempts);
+            Ok(served)
+        }
+    }
+}
+
+/// The decision and rate-limit headers of a served response.
+pub fn served_headers(
+    resp: &mut axum::response::Response,
+    deployment: &Deployment,
+    attempts: usize,
+    rate_info: Option<modelgate_policy::limiter::RateInfo>,
+) {
+    crate::chat::decision_headers(resp, Some(&deployment.name), attempts);
+    if let Some(info) = rate_info {
+        crate::error::rate_headers(resp.headers_mut(), &info);
+    }
+}
+
 fn enqueue(
     state: &AppState,
     queue: &mut VecDeque<Arc<Alias>>,

@@ -31,7 +31,7 @@ use modelgate_core::ErrorClass;
 use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target};
 use tokio::time::Instant;
 
-use crate::chat::{client_deadline, commit_stream, decision_headers, sse_response, unix_now};
+use crate::chat::{client_deadline, commit_stream, sse_response, unix_now};
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
@@ -119,28 +119,18 @@ pub async fn messages(
             }
         }
     };
-    let outcome = state
-        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
-        .await;
-    let served = match outcome {
-        Err(e) => {
-            settle.fail(&e);
-            return e.into_anthropic_response();
-        }
-        Ok(Err(failed)) => {
-            settle.attempts(&failed.attempts);
-            if let Some(d) = &failed.last_deployment {
-                settle.deployment(d);
-            }
-            settle.fail(&failed.error);
-            let mut resp = failed.error.into_anthropic_response();
-            decision_headers(&mut resp, None, failed.attempts.len());
-            return resp;
-        }
-        Ok(Ok(served)) => served,
+    let served = match dispatch::run_and_settle(
+        &state,
+        plan,
+        call,
+        &mut settle,
+        ApiError::into_anthropic_response,
+    )
+    .await
+    {
+        Ok(served) => served,
+        Err(resp) => return resp,
     };
-    settle.deployment(&served.deployment);
-    settle.attempts(&served.attempts);
     let rate_info = settle.rate_info();
     let mut resp = match served.value {
         Reply::Native(ChatReply::Complete { body, usage }) => {
@@ -203,14 +193,12 @@ pub async fn messages(
             })
         }
     };
-    decision_headers(
+    dispatch::served_headers(
         &mut resp,
-        Some(&served.deployment.name),
+        &served.deployment,
         served.attempts.len(),
+        rate_info,
     );
-    if let Some(info) = rate_info {
-        crate::error::rate_headers(resp.headers_mut(), &info);
-    }
     resp
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_api::openai::{EmbeddingsRequest, ModelCard, ModelList};
 use modelgate_providers::{CallContext, Target};
 
-use crate::chat::{client_deadline, cost_header, decision_headers, json_response, unix_now};
+use crate::chat::{client_deadline, cost_header, json_response, unix_now};
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
@@ -96,38 +96,24 @@ pub async fn embeddings(
             Ok((reply, t0.elapsed()))
         }
     };
-    let outcome = state
-        .unless_shutdown(async { Ok(dispatch::run(&state, plan, call).await) })
-        .await;
-    match outcome {
-        Err(e) => {
-            settle.fail(&e);
-            e.into_response()
-        }
-        Ok(Err(failed)) => {
-            settle.attempts(&failed.attempts);
-            if let Some(d) = &failed.last_deployment {
-                settle.deployment(d);
-            }
-            settle.fail(&failed.error);
-            let mut resp = failed.error.into_response();
-            decision_headers(&mut resp, None, failed.attempts.len());
-            resp
-        }
-        Ok(Ok(served)) => {
-            settle.deployment(&served.deployment);
-            settle.attempts(&served.attempts);
-            settle.ok(200, served.value.usage);
-            let mut resp = json_response(served.value.body);
-            cost_header(&mut resp, &settle);
-            decision_headers(
-                &mut resp,
-                Some(&served.deployment.name),
-                served.attempts.len(),
-            );
-            resp
-        }
-    }
+    let served =
+        match dispatch::run_and_settle(&state, plan, call, &mut settle, ApiError::into_response)
+            .await
+        {
+            Ok(served) => served,
+            Err(resp) => return resp,
+        };
+    let rate_info = settle.rate_info();
+    settle.ok(200, served.value.usage);
+    let mut resp = json_response(served.value.body);
+    cost_header(&mut resp, &settle);
+    dispatch::served_headers(
+        &mut resp,
+        &served.deployment,
+        served.attempts.len(),
+        rate_info,
+    );
+    resp
 }
 
 fn validate_embeddings(req: &EmbeddingsRequest) -> Result<(), ApiError> {
