@@ -880,3 +880,32 @@ async fn budgets_enforce_their_output_cap_upstream_and_refuse_unpriced_models() 
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unpriced_model");
 }
+
+#[tokio::test]
+async fn passthrough_needs_a_key_allowed_the_passthrough_model() {
+    let gw = gw().await;
+    let (_, narrow) = new_key(&gw, json!({"models": ["mock/*"]})).await;
+    let r = gw
+        .get("/passthrough/priced/files")
+        .bearer_auth(&narrow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("passthrough/priced")
+    );
+    let (_, allowed) = new_key(&gw, json!({"models": ["passthrough/*"]})).await;
+    let r = gw
+        .get("/passthrough/priced/files")
+        .bearer_auth(&allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 403, "the allow-list admits passthrough/<name>");
+}
