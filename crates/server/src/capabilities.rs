@@ -323,6 +323,12 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         responses: "via chat",
     },
     ProviderInfo {
+        kind: ProviderKind::Vertex,
+        chat: "translated",
+        messages: "via chat",
+        responses: "via chat",
+    },
+    ProviderInfo {
         kind: ProviderKind::Mock,
         chat: "built-in",
         messages: "via chat",
