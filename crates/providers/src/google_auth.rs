@@ -378,6 +378,16 @@ impl TokenSource {
             .map(|c| c.token.clone())
     }
 
+    /// Forgets `token` if it is the cached one (the upstream refused it: it
+    /// was revoked, or the clock is off), so the next call fetches a new one.
+    pub fn invalidate(&self, token: &Secret) {
+        if let Ok(mut guard) = self.cached.lock()
+            && guard.as_ref().is_some_and(|c| c.token == *token)
+        {
+            *guard = None;
+        }
+    }
+
     /// A valid token: the cached one, else a new one from the token endpoint.
     pub async fn token(
         &self,

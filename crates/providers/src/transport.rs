@@ -712,6 +712,8 @@ impl Upstreams {
         {
             headers.insert(HeaderName::from_static("anthropic-beta"), v.clone());
         }
+        // Vertex: the access token from the deployment's credentials file.
+        let _token = self.vertex_authorize(d, &mut headers).await?;
         let req = self
             .client(d)
             .request(method, url)

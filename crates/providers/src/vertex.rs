@@ -102,7 +102,66 @@ pub(crate) fn classify_error(status: u16, body: &[u8]) -> UpstreamFailure {
     f
 }
 
+/// A token fetched for one call, to redact and (when refused) forget.
+pub(crate) struct Fetched {
+    source: std::sync::Arc<crate::google_auth::TokenSource>,
+    token: modelgate_config::Secret,
+}
+
+impl Fetched {
+    /// Redacts the token from a failure; a refused token is forgotten.
+    pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+        match result {
+            Err(CallError::Upstream {
+                mut failure,
+                retry_after,
+            }) => {
+                let t = self.token.expose();
+                if t.len() >= 4 && failure.message.contains(t) {
+                    failure.message = failure.message.replace(t, "[redacted]");
+                }
+                if failure.class == ErrorClass::UpstreamAuth {
+                    self.source.invalidate(&self.token);
+                }
+                Err(CallError::Upstream {
+                    failure,
+                    retry_after,
+                })
+            }
+            r => r,
+        }
+    }
+}
+
 impl Upstreams {
+    /// Adds the deployment's Vertex access token to `headers` when it comes
+    /// from a credentials file (a fixed token is already there).
+    pub(crate) async fn vertex_authorize(
+        &self,
+        d: &modelgate_config::Deployment,
+        headers: &mut reqwest::header::HeaderMap,
+    ) -> Result<Option<Fetched>, CallError> {
+        let Some(VertexAuth::File(path)) = d.vertex.as_ref().map(|v| &v.auth) else {
+            return Ok(None);
+        };
+        let source = self.google.get(path);
+        let token = source
+            .token(self.client(d), d.timeouts.request)
+            .await
+            .map_err(auth_failure)?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                failure(
+                    ErrorClass::UpstreamAuth,
+                    None,
+                    "the access token is not a valid header value".into(),
+                )
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Ok(Some(Fetched { source, token }))
+    }
+
     pub(crate) async fn vertex_chat(
         &self,
         target: &Target,
@@ -118,26 +177,7 @@ impl Upstreams {
             ));
         };
         let mut headers = Self::headers(d, ctx, target.span_id);
-        let mut token = None;
-        if let VertexAuth::File(path) = &v.auth {
-            let t = self
-                .google
-                .get(path)
-                .token(self.client(d), d.timeouts.request)
-                .await
-                .map_err(auth_failure)?;
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
-                    failure(
-                        ErrorClass::UpstreamAuth,
-                        None,
-                        "the access token is not a valid header value".into(),
-                    )
-                })?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-            token = Some(t);
-        }
+        let fetched = self.vertex_authorize(d, &mut headers).await?;
         let publisher = v.publisher_for(&target.upstream_model);
         let url = model_url(
             &d.base_url,
@@ -157,23 +197,9 @@ impl Upstreams {
             }
         };
         // The fetched token is no deployment secret `redact_secrets` knows.
-        match (result, token) {
-            (
-                Err(CallError::Upstream {
-                    mut failure,
-                    retry_after,
-                }),
-                Some(t),
-            ) => {
-                if t.expose().len() >= 4 && failure.message.contains(t.expose()) {
-                    failure.message = failure.message.replace(t.expose(), "[redacted]");
-                }
-                Err(CallError::Upstream {
-                    failure,
-                    retry_after,
-                })
-            }
-            (r, _) => r,
+        match fetched {
+            Some(f) => f.settle(result),
+            None => result,
         }
     }
 }

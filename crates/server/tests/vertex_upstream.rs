@@ -311,3 +311,75 @@ models:
     assert!(text.contains("token endpoint refused"), "{text}");
     assert_eq!(up2.count(&format!("{GEM}:generateContent")), 0);
 }
+
+#[tokio::test]
+async fn authorized_user_files_and_a_refused_token_is_replaced() {
+    let up = MockUpstream::start().await;
+    let p = std::env::temp_dir().join(format!("modelgate-vertex-user-{}.json", std::process::id()));
+    std::fs::write(
+        &p,
+        json!({"type": "authorized_user", "client_id": "cid.apps.googleusercontent.com",
+               "client_secret": "cs", "refresh_token": "1//rt",
+               "token_uri": format!("{}{TOKEN_PATH}", up.url())})
+        .to_string(),
+    )
+    .unwrap();
+    let key = KeyFile(p);
+    let gw = Gateway::start(&config(&up, &key), &[]).await;
+    let ask = || gw.post("/v1/chat/completions").json(&hi("flash")).send();
+    assert_eq!(ask().await.unwrap().status(), 200);
+    let token_req = up
+        .requests()
+        .into_iter()
+        .find(|r| r.path == TOKEN_PATH)
+        .unwrap();
+    let form = String::from_utf8_lossy(&token_req.body).into_owned();
+    assert!(form.contains("grant_type=refresh_token"), "{form}");
+    assert!(form.contains("refresh_token=1%2F%2Frt"), "{form}");
+    let first = bearer(&up);
+
+    // Vertex refuses the cached token (revoked): this call fails, the token
+    // is forgotten, and the next call gets a new one.
+    up.push(
+        &format!("{GEM}:generateContent"),
+        Reply::error(
+            401,
+            gemini_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+            ),
+        ),
+    );
+    assert_eq!(ask().await.unwrap().status(), 502);
+    assert_eq!(ask().await.unwrap().status(), 200);
+    assert_eq!(up.token_requests(), 2);
+    assert_ne!(bearer(&up), first);
+}
+
+#[tokio::test]
+async fn passthrough_carries_the_service_account_token() {
+    let up = MockUpstream::start().await;
+    let key = KeyFile::new(&up);
+    let count = format!("{GEM}:countTokens");
+    up.push(&count, Reply::json(json!({"totalTokens": 3})));
+    let gw = Gateway::start(
+        &config(&up, &key),
+        &[("MODELGATE_MASTER_KEY", "mg-master-vx")],
+    )
+    .await;
+    let r = gw
+        .post(&format!("/passthrough/flash{count}"))
+        .bearer_auth("mg-master-vx")
+        .json(&json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["totalTokens"], 3);
+    let sent = up.last();
+    assert_eq!(sent.path, count);
+    let auth = sent.header("authorization").unwrap();
+    assert!(auth.starts_with("Bearer ya29.mock-"), "{auth}");
+    assert_eq!(up.token_requests(), 1);
+}
