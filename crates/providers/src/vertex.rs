@@ -20,6 +20,8 @@ use crate::google_auth::AuthError;
 use crate::{CallContext, CallError, ChatReply, Target, Upstreams};
 
 const PROVIDER: &str = "vertex";
+/// Longest wait for the token endpoint.
+const TOKEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn failure(class: ErrorClass, status: Option<u16>, message: String) -> CallError {
     CallError::upstream(UpstreamFailure {
@@ -145,8 +147,11 @@ impl Upstreams {
             return Ok(None);
         };
         let source = self.google.get(path);
+        // The token exchange gets its own short bound: waiting callers queue
+        // behind it.
+        let limit = d.timeouts.request.min(TOKEN_TIMEOUT);
         let token = source
-            .token(self.client(d), d.timeouts.request)
+            .token(self.client(d), limit)
             .await
             .map_err(auth_failure)?;
         let mut value =
