@@ -334,6 +334,9 @@ pub enum ProviderKind {
     Mock,
     /// Amazon Bedrock Converse / ConverseStream.
     Bedrock,
+    /// Google Cloud Vertex AI: Gemini (`generateContent`) and Anthropic
+    /// (`rawPredict`) models, authenticated with OAuth access tokens.
+    Vertex,
 }
 
 impl ProviderKind {
@@ -347,6 +350,7 @@ impl ProviderKind {
             ProviderKind::Azure => "azure",
             ProviderKind::Mock => "mock",
             ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Vertex => "vertex",
         }
     }
 
@@ -360,18 +364,20 @@ impl ProviderKind {
             "azure" => ProviderKind::Azure,
             "mock" => ProviderKind::Mock,
             "bedrock" => ProviderKind::Bedrock,
+            "vertex" => ProviderKind::Vertex,
             _ => return None,
         })
     }
 
     /// All kinds, for error messages and schemas.
-    pub const ALL: [&'static str; 7] = [
+    pub const ALL: [&'static str; 8] = [
         "openai",
         "openai_compatible",
         "anthropic",
         "gemini",
         "azure",
         "bedrock",
+        "vertex",
         "mock",
     ];
 }
@@ -441,6 +447,92 @@ pub struct Deployment {
     pub tpm: Option<u64>,
     /// Bedrock settings; `Some` exactly when `provider` is `Bedrock`.
     pub bedrock: Option<BedrockConfig>,
+    /// Vertex AI settings; `Some` exactly when `provider` is `Vertex`.
+    pub vertex: Option<VertexConfig>,
+}
+
+/// Which publisher's API a Vertex AI model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VertexPublisher {
+    /// Gemini models: `generateContent` / `streamGenerateContent`.
+    Google,
+    /// Claude models: the Messages API through `rawPredict` / `streamRawPredict`.
+    Anthropic,
+}
+
+impl VertexPublisher {
+    /// The publisher's path segment (`publishers/{id}/models/...`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VertexPublisher::Google => "google",
+            VertexPublisher::Anthropic => "anthropic",
+        }
+    }
+
+    /// Parses a config name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "google" => Some(VertexPublisher::Google),
+            "anthropic" => Some(VertexPublisher::Anthropic),
+            _ => None,
+        }
+    }
+
+    /// The publisher a model id implies: `claude-*` is Anthropic's, anything
+    /// else Google's.
+    pub fn infer(model: &str) -> Self {
+        if model.starts_with("claude") {
+            VertexPublisher::Anthropic
+        } else {
+            VertexPublisher::Google
+        }
+    }
+}
+
+/// How a Vertex deployment gets its OAuth access token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VertexAuth {
+    /// A fixed token in the deployment's `api_key` (`access_token` in the
+    /// file), e.g. from `gcloud auth print-access-token`: sent as is, never
+    /// refreshed.
+    Static,
+    /// A credentials file (service account or `authorized_user`), read when
+    /// a token is needed; tokens are cached until shortly before they expire.
+    File(PathBuf),
+}
+
+/// What a Vertex AI deployment needs beyond the common fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VertexConfig {
+    /// The Google Cloud project id.
+    pub project: String,
+    /// The location (`us-central1`, `europe-west4`, `global`).
+    pub location: String,
+    /// Set explicitly; `None` infers it from the model id per request
+    /// ([`VertexPublisher::infer`]).
+    pub publisher: Option<VertexPublisher>,
+    pub auth: VertexAuth,
+}
+
+impl VertexConfig {
+    /// The publisher serving `model`.
+    pub fn publisher_for(&self, model: &str) -> VertexPublisher {
+        self.publisher
+            .unwrap_or_else(|| VertexPublisher::infer(model))
+    }
+}
+
+/// Vertex AI's default location.
+pub const VERTEX_DEFAULT_LOCATION: &str = "us-central1";
+
+/// The Vertex AI endpoint of a location: `https://{location}-aiplatform.googleapis.com`,
+/// or `https://aiplatform.googleapis.com` for `global`.
+pub fn vertex_default_base(location: &str) -> String {
+    if location == "global" {
+        "https://aiplatform.googleapis.com".to_owned()
+    } else {
+        format!("https://{location}-aiplatform.googleapis.com")
+    }
 }
 
 /// What a Bedrock deployment needs beyond the common fields. The credential

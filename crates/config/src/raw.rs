@@ -78,7 +78,7 @@ pub struct RawDeployment {
     /// Unique name, referred to from `models[].deployments`.
     pub name: String,
     /// `openai`, `openai_compatible`, `anthropic`, `gemini`, `azure`, `bedrock`,
-    /// `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
+    /// `vertex`, `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
@@ -142,6 +142,7 @@ pub struct RawDeployment {
     pub tpm: Option<u64>,
     /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
     /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    /// Vertex: the same as `location`.
     pub region: Option<String>,
     /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
     /// `aws_secret_access_key`, requests are signed with SigV4.
@@ -153,6 +154,20 @@ pub struct RawDeployment {
     /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
     /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
     pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Vertex: the Google Cloud project id. Default: `GOOGLE_CLOUD_PROJECT`.
+    pub project: Option<String>,
+    /// Vertex: the location (`us-central1`, `global`). Default:
+    /// `GOOGLE_CLOUD_LOCATION`, then `us-central1`. `region` is accepted too.
+    pub location: Option<String>,
+    /// Vertex: `google` or `anthropic`. Default: `anthropic` for `claude-*`
+    /// model ids, else `google`.
+    pub publisher: Option<String>,
+    /// Vertex: a service-account key or `authorized_user` JSON file. Default:
+    /// `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub credentials_file: Option<String>,
+    /// Vertex: a fixed OAuth access token (e.g. `${VERTEX_ACCESS_TOKEN}`),
+    /// never refreshed; same as `api_key`.
+    pub access_token: Option<String>,
 }
 
 /// One entry of `models:`: a public name (alias). Either lists `deployments`
@@ -165,7 +180,7 @@ pub struct RawModel {
     /// Names of entries in `deployments:` that serve this alias.
     pub deployments: Option<Vec<String>>,
     /// `openai`, `openai_compatible`, `anthropic`, `gemini`, `azure`, `bedrock`,
-    /// `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
+    /// `vertex`, `mock`, or an OpenAI-compatible preset (`groq`, `mistral`, ...).
     pub provider: Option<String>,
     /// The upstream model id (for `mock`: the behaviour, e.g. `echo`).
     pub model: Option<String>,
@@ -229,6 +244,7 @@ pub struct RawModel {
     pub tpm: Option<u64>,
     /// Bedrock: the AWS region (`us-east-1`), used for the default endpoint
     /// and for SigV4 signing. Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    /// Vertex: the same as `location`.
     pub region: Option<String>,
     /// Bedrock: AWS access key id (usually `${AWS_ACCESS_KEY_ID}`); with
     /// `aws_secret_access_key`, requests are signed with SigV4.
@@ -240,6 +256,20 @@ pub struct RawModel {
     /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
     /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
     pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Vertex: the Google Cloud project id. Default: `GOOGLE_CLOUD_PROJECT`.
+    pub project: Option<String>,
+    /// Vertex: the location (`us-central1`, `global`). Default:
+    /// `GOOGLE_CLOUD_LOCATION`, then `us-central1`. `region` is accepted too.
+    pub location: Option<String>,
+    /// Vertex: `google` or `anthropic`. Default: `anthropic` for `claude-*`
+    /// model ids, else `google`.
+    pub publisher: Option<String>,
+    /// Vertex: a service-account key or `authorized_user` JSON file. Default:
+    /// `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub credentials_file: Option<String>,
+    /// Vertex: a fixed OAuth access token (e.g. `${VERTEX_ACCESS_TOKEN}`),
+    /// never refreshed; same as `api_key`.
+    pub access_token: Option<String>,
     /// How a deployment is chosen: `priority` (default), `weighted`, `least_busy`,
     /// `lowest_latency` or `lowest_cost`.
     pub strategy: Option<String>,

@@ -18,7 +18,8 @@ use crate::{
     ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, AwsCredentials, BedrockConfig,
     Config, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH,
     Deployment, Env, Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind,
-    RetryPolicy, RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts,
+    RetryPolicy, RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts, VertexAuth,
+    VertexConfig, VertexPublisher,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -518,11 +519,35 @@ fn validate_deployment(
         );
     }
     let mut api_key = api_key;
+    let vertex = match provider {
+        Some(ProviderKind::Vertex) => validate_vertex(&m, path, env, &mut api_key, errs),
+        Some(_) => {
+            for (field, set) in [
+                ("project", m.project.is_some()),
+                ("location", m.location.is_some()),
+                ("publisher", m.publisher.is_some()),
+                ("credentials_file", m.credentials_file.is_some()),
+                ("access_token", m.access_token.is_some()),
+            ] {
+                if set {
+                    errs.push(
+                        format!("{path}.{field}"),
+                        format!("only applies to provider vertex, not {provider_name}"),
+                    );
+                }
+            }
+            None
+        }
+        None => None,
+    };
     let bedrock = match provider {
         Some(ProviderKind::Bedrock) => validate_bedrock(&m, path, env, &mut api_key, errs),
         Some(_) => {
             for (field, set) in [
-                ("region", m.region.is_some()),
+                (
+                    "region",
+                    m.region.is_some() && provider != Some(ProviderKind::Vertex),
+                ),
                 ("aws_access_key_id", m.aws_access_key_id.is_some()),
                 ("aws_secret_access_key", m.aws_secret_access_key.is_some()),
                 ("aws_session_token", m.aws_session_token.is_some()),
@@ -560,6 +585,10 @@ fn validate_deployment(
             .as_ref()
             .filter(|b| !b.region.is_empty())
             .map(|b| crate::bedrock_default_base(&b.region))
+            .unwrap_or_default(),
+        (Some(ProviderKind::Vertex), None) => vertex
+            .as_ref()
+            .map(|v| crate::vertex_default_base(&v.location))
             .unwrap_or_default(),
         (Some(ProviderKind::Azure), None) => {
             errs.push(
@@ -727,6 +756,7 @@ fn validate_deployment(
             t => t,
         },
         bedrock,
+        vertex,
     })
 }
 
@@ -873,6 +903,141 @@ fn validate_bedrock(
     })
 }
 
+/// A Vertex AI location as endpoints use it (`us-central1`, `global`).
+fn valid_location(l: &str) -> bool {
+    valid_region(l)
+}
+
+/// The Vertex AI part of a deployment. Credentials, first match wins:
+/// `access_token`, `api_key` / `api_key_env` (a fixed OAuth access token, put
+/// in `api_key`); `credentials_file`; `GOOGLE_APPLICATION_CREDENTIALS`.
+/// Project: `project`, `GOOGLE_CLOUD_PROJECT`. Location: `location` (or
+/// `region`), `GOOGLE_CLOUD_LOCATION`, `us-central1`.
+fn validate_vertex(
+    m: &RawDeployment,
+    path: &str,
+    env: &dyn Env,
+    api_key: &mut Option<Secret>,
+    errs: &mut Errors,
+) -> Option<VertexConfig> {
+    let project =
+        non_empty(m.project.clone()).or_else(|| non_empty(env.var("GOOGLE_CLOUD_PROJECT")));
+    let project = match project {
+        Some(p) => p,
+        None => {
+            errs.push(
+                format!("{path}.project"),
+                "is required for provider vertex (or set GOOGLE_CLOUD_PROJECT)",
+            );
+            String::new()
+        }
+    };
+    if m.location.is_some() && m.region.is_some() {
+        errs.push(
+            format!("{path}.region"),
+            "set either location or region (the same thing for vertex), not both",
+        );
+    }
+    let location = non_empty(m.location.clone().or_else(|| m.region.clone()))
+        .or_else(|| non_empty(env.var("GOOGLE_CLOUD_LOCATION")))
+        .unwrap_or_else(|| crate::VERTEX_DEFAULT_LOCATION.to_owned());
+    if !valid_location(&location) {
+        errs.push(
+            format!("{path}.location"),
+            format!("{location:?} is not a Google Cloud location (e.g. us-central1, global)"),
+        );
+    }
+    let publisher = match m.publisher.as_deref() {
+        None => None,
+        Some(p) => match VertexPublisher::parse(p) {
+            Some(p) => Some(p),
+            None => {
+                errs.push(
+                    format!("{path}.publisher"),
+                    format!("unknown publisher {p:?}, expected google or anthropic"),
+                );
+                None
+            }
+        },
+    };
+    let key_in_file = m.api_key.is_some() || m.api_key_env.is_some();
+    if let Some(t) = &m.access_token {
+        if key_in_file {
+            errs.push(
+                format!("{path}.access_token"),
+                "set either access_token or api_key / api_key_env, not both",
+            );
+        } else if t.trim().is_empty() {
+            errs.push(format!("{path}.access_token"), "is empty");
+        } else {
+            *api_key = Some(Secret::new(t.clone()));
+        }
+    }
+    let token_in_file = key_in_file || m.access_token.is_some();
+    let auth = if token_in_file {
+        if m.credentials_file.is_some() {
+            errs.push(
+                format!("{path}.credentials_file"),
+                "set either credentials_file or a fixed access_token / api_key, not both",
+            );
+        }
+        VertexAuth::Static
+    } else if let Some(f) = &m.credentials_file {
+        if f.trim().is_empty() {
+            errs.push(format!("{path}.credentials_file"), "is empty");
+        }
+        VertexAuth::File(PathBuf::from(f))
+    } else if let Some(f) = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS")) {
+        VertexAuth::File(PathBuf::from(f))
+    } else {
+        errs.push(
+            format!("{path}.credentials_file"),
+            "provider vertex needs credentials: credentials_file (a service-account or \
+             authorized_user JSON file), access_token, or GOOGLE_APPLICATION_CREDENTIALS \
+             in the environment",
+        );
+        VertexAuth::Static
+    };
+    Some(VertexConfig {
+        project,
+        location,
+        publisher,
+        auth,
+    })
+}
+
+/// `vertex/<model id>` from Google's standard variables: a project
+/// (`GOOGLE_CLOUD_PROJECT`) and a credentials file
+/// (`GOOGLE_APPLICATION_CREDENTIALS`); the location is
+/// `GOOGLE_CLOUD_LOCATION`, else `us-central1`. The publisher follows the
+/// model id (`vertex/claude-...` is Anthropic's).
+fn vertex_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
+    let project = non_empty(env.var("GOOGLE_CLOUD_PROJECT"))?;
+    let file = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS"))?;
+    let location = non_empty(env.var("GOOGLE_CLOUD_LOCATION"))
+        .unwrap_or_else(|| crate::VERTEX_DEFAULT_LOCATION.to_owned());
+    if !valid_location(&location) {
+        errs.push(
+            "GOOGLE_CLOUD_LOCATION",
+            format!("{location:?} is not a Google Cloud location (e.g. us-central1, global)"),
+        );
+        return None;
+    }
+    let mut d = template(
+        "vertex",
+        ProviderKind::Vertex,
+        crate::vertex_default_base(&location),
+        None,
+    );
+    d.vertex = Some(VertexConfig {
+        project,
+        location,
+        publisher: None,
+        auth: VertexAuth::File(PathBuf::from(file)),
+    });
+    Some(d)
+}
+
 /// Validates one `models[]` entry: either a group of named deployments or one
 /// inline deployment (added to `deployments` under the alias's name).
 fn validate_alias(
@@ -976,6 +1141,11 @@ fn validate_alias(
                 aws_secret_access_key: m.aws_secret_access_key.clone(),
                 aws_session_token: m.aws_session_token.clone(),
                 additional_model_request_fields: m.additional_model_request_fields.clone(),
+                project: m.project.clone(),
+                location: m.location.clone(),
+                publisher: m.publisher.clone(),
+                credentials_file: m.credentials_file.clone(),
+                access_token: m.access_token.clone(),
             };
             match validate_deployment(raw, path, env, errs) {
                 Some(d) => {
@@ -1344,6 +1514,7 @@ fn template(
         rpm: None,
         tpm: None,
         bedrock: None,
+        vertex: None,
     }
 }
 
@@ -1462,6 +1633,9 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
     }
     if let Some(d) = bedrock_env_template(env, errs) {
         out.insert("bedrock".to_owned(), Arc::new(d));
+    }
+    if let Some(d) = vertex_env_template(env, errs) {
+        out.insert("vertex".to_owned(), Arc::new(d));
     }
     out
 }
@@ -1947,6 +2121,130 @@ deployments:
         assert_eq!(d.api_key.as_ref().unwrap().expose(), "ABSK-env");
         assert!(d.bedrock.as_ref().unwrap().aws_credentials.is_none());
         assert_eq!(d.bedrock.as_ref().unwrap().region, "us-east-1");
+    }
+
+    #[test]
+    fn vertex_deployments_take_file_or_environment_settings() {
+        let yaml = r#"
+deployments:
+  - name: gem
+    provider: vertex
+    model: gemini-2.5-flash
+    project: my-proj
+    location: europe-west4
+    credentials_file: /etc/sa.json
+  - name: claude
+    provider: vertex
+    model: claude-sonnet-4@20250514
+    access_token: ${TOKEN}
+  - name: glob
+    provider: vertex
+    model: gemini-2.5-pro
+    region: global
+    publisher: google
+  - name: local
+    provider: vertex
+    model: claude-x
+    base_url: http://127.0.0.1:9/
+    api_key: tok
+"#;
+        let env = MapEnv::from_pairs([
+            ("TOKEN", "ya29.file"),
+            ("GOOGLE_CLOUD_PROJECT", "env-proj"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/env/adc.json"),
+        ]);
+        let c = Config::load(Some(yaml), &env).unwrap();
+        let by = |n: &str| c.deployments.iter().find(|d| d.name == n).unwrap().clone();
+        let gem = by("gem");
+        let v = gem.vertex.as_ref().unwrap();
+        assert_eq!(gem.provider, ProviderKind::Vertex);
+        assert_eq!(v.project, "my-proj");
+        assert_eq!(v.location, "europe-west4");
+        assert_eq!(v.auth, VertexAuth::File(PathBuf::from("/etc/sa.json")));
+        assert_eq!(v.publisher_for("gemini-2.5-flash"), VertexPublisher::Google);
+        assert_eq!(
+            gem.base_url,
+            "https://europe-west4-aiplatform.googleapis.com"
+        );
+        let claude = by("claude");
+        let v = claude.vertex.as_ref().unwrap();
+        assert_eq!(v.project, "env-proj");
+        assert_eq!(v.location, "us-central1");
+        assert_eq!(v.auth, VertexAuth::Static);
+        assert_eq!(claude.api_key.as_ref().unwrap().expose(), "ya29.file");
+        assert_eq!(
+            v.publisher_for("claude-sonnet-4@20250514"),
+            VertexPublisher::Anthropic
+        );
+        assert!(!format!("{claude:?}").contains("ya29.file"));
+        let glob = by("glob");
+        let v = glob.vertex.as_ref().unwrap();
+        assert_eq!(glob.base_url, "https://aiplatform.googleapis.com");
+        assert_eq!(v.auth, VertexAuth::File(PathBuf::from("/env/adc.json")));
+        assert_eq!(v.publisher, Some(VertexPublisher::Google));
+        let local = by("local");
+        assert_eq!(local.base_url, "http://127.0.0.1:9");
+        assert_eq!(local.vertex.as_ref().unwrap().auth, VertexAuth::Static);
+    }
+
+    #[test]
+    fn vertex_errors_name_the_field() {
+        let yaml = r#"
+models:
+  - { name: a, provider: vertex, model: m }
+  - { name: b, provider: vertex, model: m, project: p, location: "Us Central", access_token: t }
+  - { name: c, provider: vertex, model: m, project: p, publisher: meta, access_token: t }
+  - { name: d, provider: vertex, model: m, project: p, access_token: t, credentials_file: /f }
+  - { name: e, provider: vertex, model: m, project: p, access_token: t, api_key: k }
+  - { name: f, provider: openai, model: m, api_key: k, project: p, credentials_file: /f }
+  - { name: g, provider: vertex, model: m, project: p, location: us-east1, region: us-east1, access_token: t }
+"#;
+        let text = Config::load(Some(yaml), &MapEnv::default())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "models[0].project: is required for provider vertex",
+            "models[0].credentials_file: provider vertex needs credentials",
+            "models[1].location: \"Us Central\" is not a Google Cloud location",
+            "models[2].publisher: unknown publisher \"meta\"",
+            "models[3].credentials_file: set either credentials_file",
+            "models[4].access_token: set either access_token",
+            "models[5].project: only applies to provider vertex",
+            "models[5].credentials_file: only applies to provider vertex",
+            "models[6].region: set either location or region",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn vertex_prefix_follows_google_variables() {
+        let none =
+            Config::load(None, &MapEnv::from_pairs([("GOOGLE_CLOUD_PROJECT", "p")])).unwrap();
+        assert!(!none.prefixes.contains_key("vertex"), "no credentials");
+        let env = MapEnv::from_pairs([
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/adc.json"),
+            ("GOOGLE_CLOUD_LOCATION", "global"),
+        ]);
+        let c = Config::load(None, &env).unwrap();
+        let d = &c.prefixes["vertex"];
+        assert_eq!(d.provider, ProviderKind::Vertex);
+        assert_eq!(d.base_url, "https://aiplatform.googleapis.com");
+        let v = d.vertex.as_ref().unwrap();
+        assert_eq!((v.project.as_str(), v.location.as_str()), ("p", "global"));
+        assert_eq!(v.publisher, None);
+        let bad = Config::load(
+            None,
+            &MapEnv::from_pairs([
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", "/adc.json"),
+                ("GOOGLE_CLOUD_LOCATION", "x/y"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("GOOGLE_CLOUD_LOCATION"), "{bad}");
     }
 
     #[test]

@@ -6,15 +6,18 @@
 //! pure `modelgate-codec`; this crate owns only I/O: the pooled HTTP client,
 //! timeouts (connect, whole request / headers, idle gap between chunks), SSE
 //! and AWS event-stream byte framing, SigV4 signing at send time (Bedrock),
-//! and the built-in `mock` provider.
+//! Google OAuth access tokens (Vertex AI, cached per credentials file), and
+//! the built-in `mock` provider.
 //!
 //! Must not depend on: axum, sqlx. Dropping a [`ChatStream`] drops the
 //! upstream connection, which is how a client disconnect cancels upstream work.
 
 mod bedrock;
+pub mod google_auth;
 pub mod mock;
 mod stream;
 mod transport;
+mod vertex;
 
 use std::sync::Arc;
 
@@ -146,6 +149,7 @@ impl Upstreams {
             Anthropic => self.anthropic_chat(target, req, ctx).await,
             Gemini => self.gemini_chat(target, req, ctx).await,
             Bedrock => self.bedrock_chat(target, req, ctx).await,
+            Vertex => self.vertex_chat(target, req, ctx).await,
             Mock => mock_deadline(target, mock::chat(&target.upstream_model, req, ctx)).await,
         }
     }
@@ -181,6 +185,13 @@ impl Upstreams {
                 "model",
                 format!(
                     "model {:?} is served by provider bedrock; embeddings through Bedrock are not supported",
+                    req.model
+                ),
+            ))),
+            Vertex => Err(CallError::Codec(CodecError::new(
+                "model",
+                format!(
+                    "model {:?} is served by provider vertex; embeddings through Vertex AI are not supported",
                     req.model
                 ),
             ))),

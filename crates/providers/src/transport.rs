@@ -18,12 +18,16 @@ use crate::{CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, Stre
 
 /// The Anthropic API version we speak.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// The Anthropic API version of Claude on Vertex AI (in the body).
+pub const VERTEX_ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
 
 /// Pooled HTTP clients, one per distinct connect timeout.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     clients: HashMap<Duration, reqwest::Client>,
     default: reqwest::Client,
+    /// Google OAuth tokens (Vertex AI), cached per credentials file.
+    pub(crate) google: Arc<crate::google_auth::TokenSources>,
 }
 
 fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -52,10 +56,14 @@ impl Upstreams {
             Some(c) => c.clone(),
             None => build_client(default_connect)?,
         };
-        Ok(Upstreams { clients, default })
+        Ok(Upstreams {
+            clients,
+            default,
+            google: Arc::default(),
+        })
     }
 
-    fn client(&self, d: &Deployment) -> &reqwest::Client {
+    pub(crate) fn client(&self, d: &Deployment) -> &reqwest::Client {
         self.clients
             .get(&d.timeouts.connect)
             .unwrap_or(&self.default)
@@ -112,9 +120,12 @@ impl Upstreams {
                     h.insert(HeaderName::from_static("api-key"), v);
                 }
             }
+            // Vertex: a fixed access token here; a token from a credentials
+            // file is added per request (`vertex.rs`).
             ProviderKind::OpenAi
             | ProviderKind::OpenAiCompatible
             | ProviderKind::Bedrock
+            | ProviderKind::Vertex
             | ProviderKind::Mock => {
                 if let Some(k) = &d.api_key
                     && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
@@ -194,6 +205,7 @@ impl Upstreams {
             ProviderKind::Anthropic => anthropic::classify_error(status, &body),
             ProviderKind::Gemini => gemini::classify_error(status, &body),
             ProviderKind::Bedrock => bedrock::classify_error(status, error_type.as_deref(), &body),
+            ProviderKind::Vertex => crate::vertex::classify_error(status, &body),
             ProviderKind::OpenAi
             | ProviderKind::OpenAiCompatible
             | ProviderKind::Azure
@@ -202,7 +214,9 @@ impl Upstreams {
         // Gemini sends no `Retry-After` header: its delay is in the body
         // (`RetryInfo.retryDelay`).
         let retry_after = retry_after.or_else(|| match d.provider {
-            ProviderKind::Gemini => gemini::retry_after_seconds(&body).map(|s| s.to_string()),
+            ProviderKind::Gemini | ProviderKind::Vertex => {
+                gemini::retry_after_seconds(&body).map(|s| s.to_string())
+            }
             _ => None,
         });
         if failure.class == ErrorClass::UpstreamAuth {
@@ -355,7 +369,27 @@ impl Upstreams {
         req: &ChatRequest,
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
+        self.anthropic_chat_at(target, req, ctx, None).await
+    }
+
+    /// [`Upstreams::anthropic_chat`], or with `vertex` (the model's URL up to
+    /// the method, and the authorised headers) the same Messages body sent
+    /// to Vertex AI's `rawPredict` / `streamRawPredict`: without `model` (it
+    /// is in the URL) and with `anthropic_version: vertex-2023-10-16`
+    /// (<https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude>).
+    pub(crate) async fn anthropic_chat_at(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        ctx: &CallContext,
+        vertex: Option<(String, HeaderMap)>,
+    ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
+        let label = if vertex.is_some() {
+            "vertex"
+        } else {
+            "anthropic"
+        };
         let opts = anthropic::EncodeOptions {
             default_max_tokens: ctx.output_cap.map_or(d.anthropic_max_tokens(), |c| {
                 c.min(d.anthropic_max_tokens())
@@ -363,20 +397,47 @@ impl Upstreams {
             drop_unsupported: d.drop_unsupported_params,
         };
         let encoded = anthropic::encode_request(req, &target.upstream_model, &opts)?;
-        let body = serde_json::to_vec(&encoded.request).map_err(|e| {
+        let cannot = |e: serde_json::Error| {
             CallError::Codec(modelgate_codec::CodecError::new(
                 "",
                 format!("cannot encode request: {e}"),
             ))
-        })?;
+        };
+        let body = match &vertex {
+            None => serde_json::to_vec(&encoded.request).map_err(cannot)?,
+            Some(_) => {
+                let mut v = serde_json::to_value(&encoded.request).map_err(cannot)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("model");
+                    o.insert(
+                        "anthropic_version".into(),
+                        serde_json::Value::String(VERTEX_ANTHROPIC_VERSION.into()),
+                    );
+                }
+                serde_json::to_vec(&v).map_err(cannot)?
+            }
+        };
         let rctx = anthropic::ResponseContext {
             created: ctx.created,
             json_tool: encoded.context_json_tool.clone(),
             include_usage: req.wants_stream_usage(),
         };
-        let url = format!("{}/v1/messages", d.base_url);
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(target, url, body, ctx).await?;
+        let resp = match vertex {
+            None => {
+                let url = format!("{}/v1/messages", d.base_url);
+                self.send(target, url, body, ctx).await?
+            }
+            Some((model_url, headers)) => {
+                let method = if req.is_stream() {
+                    "streamRawPredict"
+                } else {
+                    "rawPredict"
+                };
+                let url = format!("{model_url}:{method}");
+                self.send_with_headers(target, url, body, headers).await?
+            }
+        };
         if !req.is_stream() {
             let body = Self::read_body(d, resp, deadline).await?;
             let parsed: modelgate_api::anthropic::MessagesResponse = serde_json::from_slice(&body)
@@ -384,7 +445,7 @@ impl Upstreams {
                     CallError::upstream(UpstreamFailure {
                         class: ErrorClass::UpstreamError,
                         status: None,
-                        message: "anthropic: response is not a valid Messages object".into(),
+                        message: format!("{label}: response is not a valid Messages object"),
                         upstream_code: None,
                     })
                 })?;
@@ -399,10 +460,11 @@ impl Upstreams {
         }
         let state = AnthropicStream {
             deployment: target.deployment.clone(),
-            source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
+            source: SseSource::new(resp, d.timeouts.idle, label),
             decoder: anthropic::StreamDecoder::new(rctx),
             queue: VecDeque::new(),
             finished: false,
+            label,
         };
         Ok(ChatReply::Stream(ChatStream::new(
             futures_util::stream::unfold(state, |mut s| async move {
@@ -420,7 +482,21 @@ impl Upstreams {
         req: &ChatRequest,
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
+        self.gemini_chat_at(target, req, ctx, None).await
+    }
+
+    /// [`Upstreams::gemini_chat`], or with `vertex` (the model's URL up to
+    /// the method, and the authorised headers) the same body sent to Vertex
+    /// AI's `generateContent` / `streamGenerateContent?alt=sse`.
+    pub(crate) async fn gemini_chat_at(
+        &self,
+        target: &Target,
+        req: &ChatRequest,
+        ctx: &CallContext,
+        vertex: Option<(String, HeaderMap)>,
+    ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
+        let label = if vertex.is_some() { "vertex" } else { "gemini" };
         // The budget's cap applies when the client set none; with a
         // configured default too, the smaller one wins.
         let default_max_tokens = match (ctx.output_cap, d.default_max_tokens) {
@@ -438,9 +514,22 @@ impl Upstreams {
                 format!("cannot encode request: {e}"),
             ))
         })?;
-        let url = gemini::chat_url(&d.base_url, &target.upstream_model, encoded.stream);
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(target, url, body, ctx).await?;
+        let resp = match vertex {
+            None => {
+                let url = gemini::chat_url(&d.base_url, &target.upstream_model, encoded.stream);
+                self.send(target, url, body, ctx).await?
+            }
+            Some((model_url, headers)) => {
+                let method = if encoded.stream {
+                    "streamGenerateContent?alt=sse"
+                } else {
+                    "generateContent"
+                };
+                let url = format!("{model_url}:{method}");
+                self.send_with_headers(target, url, body, headers).await?
+            }
+        };
         let mut rctx = gemini::ResponseContext {
             created: ctx.created,
             model: target.upstream_model.clone(),
@@ -453,7 +542,9 @@ impl Upstreams {
                     CallError::upstream(UpstreamFailure {
                         class: ErrorClass::UpstreamError,
                         status: None,
-                        message: "gemini: response is not a valid GenerateContentResponse".into(),
+                        message: format!(
+                            "{label}: response is not a valid GenerateContentResponse"
+                        ),
                         upstream_code: None,
                     })
                 })?;
@@ -476,7 +567,7 @@ impl Upstreams {
         rctx.include_usage = true;
         let state = GeminiStream {
             deployment: target.deployment.clone(),
-            source: SseSource::new(resp, d.timeouts.idle, "gemini"),
+            source: SseSource::new(resp, d.timeouts.idle, label),
             decoder: gemini::StreamDecoder::new(rctx),
             forward_usage: req.wants_stream_usage(),
             queue: VecDeque::new(),
@@ -621,6 +712,8 @@ impl Upstreams {
         {
             headers.insert(HeaderName::from_static("anthropic-beta"), v.clone());
         }
+        // Vertex: the access token from the deployment's credentials file.
+        let _token = self.vertex_authorize(d, &mut headers).await?;
         let req = self
             .client(d)
             .request(method, url)
@@ -732,6 +825,8 @@ struct AnthropicStream {
     decoder: anthropic::StreamDecoder,
     queue: VecDeque<StreamItem>,
     finished: bool,
+    /// `anthropic`, or `vertex` for Claude on Vertex AI.
+    label: &'static str,
 }
 
 impl AnthropicStream {
@@ -745,12 +840,12 @@ impl AnthropicStream {
             }
             match self.source.next_event().await {
                 Err(f) => self.fail(f),
-                Ok(None) => self.fail(ended_early("anthropic")),
+                Ok(None) => self.fail(ended_early(self.label)),
                 Ok(Some(ev)) => match serde_json::from_str::<StreamEvent>(&ev.data) {
                     Err(_) => self.fail(UpstreamFailure {
                         class: ErrorClass::UpstreamError,
                         status: None,
-                        message: "anthropic: malformed stream event".into(),
+                        message: format!("{}: malformed stream event", self.label),
                         upstream_code: None,
                     }),
                     Ok(event) => match self.decoder.on_event(event) {

@@ -20,7 +20,7 @@
 
 use modelgate_config::ProviderKind;
 use modelgate_config::ProviderKind::{
-    Anthropic, Azure, Bedrock, Gemini, Mock, OpenAi, OpenAiCompatible,
+    Anthropic, Azure, Bedrock, Gemini, Mock, OpenAi, OpenAiCompatible, Vertex,
 };
 use serde::Serialize;
 
@@ -318,6 +318,12 @@ pub const PROVIDERS: &[ProviderInfo] = &[
     },
     ProviderInfo {
         kind: ProviderKind::Bedrock,
+        chat: "translated",
+        messages: "via chat",
+        responses: "via chat",
+    },
+    ProviderInfo {
+        kind: ProviderKind::Vertex,
         chat: "translated",
         messages: "via chat",
         responses: "via chat",
@@ -962,6 +968,17 @@ pub const CELLS: &[Cell] = &[
         .note("Streaming and not."),
     ok(Messages, Bedrock, System, &["crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_works_over_bedrock"]),
     ok(Messages, Bedrock, Tools, &["crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_works_over_bedrock"]),
+    // ---- chat × vertex (Gemini and Claude on Vertex AI, translated) ------
+    ok(Chat, Vertex, Text, &[
+        "crates/server/tests/vertex_upstream.rs::gemini_on_vertex_with_a_service_account_token_fetched_once",
+        "crates/server/tests/vertex_upstream.rs::claude_on_vertex_uses_raw_predict_with_the_vertex_version",
+    ])
+    .note("Gemini models through `generateContent`, Claude models through `rawPredict`; streaming and not."),
+    ok(Chat, Vertex, System, &["crates/server/tests/vertex_upstream.rs::gemini_on_vertex_with_a_service_account_token_fetched_once"]),
+    ok(Chat, Vertex, Errors, &["crates/server/tests/vertex_upstream.rs::a_fixed_access_token_and_errors"]),
+    // ---- messages × vertex (via chat) -------------------------------------
+    ok(Messages, Vertex, Text, &["crates/server/tests/vertex_upstream.rs::claude_on_vertex_uses_raw_predict_with_the_vertex_version"])
+        .note("Claude on Vertex goes through the chat translation, not the native passthrough."),
 ];
 
 /// The cell for one coordinate, if the matrix claims it.

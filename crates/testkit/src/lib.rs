@@ -5,7 +5,9 @@
 //! `/v1beta/models/{model}:generateContent` / `:streamGenerateContent` (Gemini
 //! format; server-sent events with `?alt=sse`, else one JSON array) and
 //! `/model/{modelId}/converse` / `/converse-stream` (Bedrock, SigV4 or API key
-//! checked: see [`bedrock`]). Tests queue [`Reply`]s per path; with an empty
+//! checked: see [`bedrock`]), Vertex AI's Gemini and Claude routes behind a
+//! bearer token, and an OAuth token endpoint `POST /token` (see [`vertex`]).
+//! Tests queue [`Reply`]s per path; with an empty
 //! queue each path answers a canned success. Every request
 //! is recorded (method, path, headers, body), and streams that the client
 //! abandons before their end are counted, so tests can prove the gateway
@@ -33,6 +35,7 @@ pub mod bedrock;
 pub mod gemini;
 pub mod otlp;
 pub mod validate;
+pub mod vertex;
 
 pub use gemini::{
     gemini_error, gemini_rate_limit_error, gemini_response, gemini_stream, gemini_stream_events,
@@ -208,6 +211,10 @@ struct Shared {
     notify: Notify,
     bedrock_known: Mutex<bedrock::Known>,
     bedrock_auths: Mutex<Vec<bedrock::Auth>>,
+    /// Bearer tokens Vertex routes accept (issued or accepted by the test).
+    vertex_tokens: Mutex<Vec<String>>,
+    /// `expires_in` of issued tokens; 0 means the default, 3600.
+    token_expires_in: std::sync::atomic::AtomicU64,
 }
 
 /// A running mock upstream on 127.0.0.1 (stopped when dropped).
@@ -296,6 +303,27 @@ impl MockUpstream {
         self.shared.bedrock_auths.lock().unwrap().clone()
     }
 
+    /// Makes Vertex routes accept `token` (a fixed access token).
+    pub fn accept_vertex_token(&self, token: &str) {
+        self.shared
+            .vertex_tokens
+            .lock()
+            .unwrap()
+            .push(token.to_owned());
+    }
+
+    /// Sets the `expires_in` (seconds) of tokens the token endpoint issues.
+    pub fn set_token_expires_in(&self, secs: u64) {
+        self.shared
+            .token_expires_in
+            .store(secs.max(1), Ordering::SeqCst);
+    }
+
+    /// Token requests received on [`vertex::TOKEN_PATH`].
+    pub fn token_requests(&self) -> usize {
+        self.count(vertex::TOKEN_PATH)
+    }
+
     /// Streams dropped by the client before they ended.
     pub fn cancelled(&self) -> usize {
         self.shared.cancelled.load(Ordering::SeqCst)
@@ -342,10 +370,44 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if path == vertex::TOKEN_PATH {
+        if let Some(r) = scripted {
+            return render(r, shared).await;
+        }
+        let host = parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let endpoint = format!("http://{host}{}", vertex::TOKEN_PATH);
+        let reply = match vertex::check_token_request(&body, &endpoint) {
+            Err(m) => Reply::error(
+                400,
+                json!({"error": "invalid_grant", "error_description": m}),
+            ),
+            Ok(()) => {
+                let token = format!("ya29.mock-{}", fastrand::u64(..));
+                shared.vertex_tokens.lock().unwrap().push(token.clone());
+                let expires_in = match shared.token_expires_in.load(Ordering::SeqCst) {
+                    0 => 3600,
+                    n => n,
+                };
+                Reply::json(
+                    json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}),
+                )
+            }
+        };
+        return render(reply, shared).await;
+    }
+    let vertex_route = vertex::route(&path, &query);
     let gemini_route = gemini::route(&path, &query);
     let bedrock_route = bedrock::route(&path);
     // Like the real APIs, reject what they would reject before any script runs.
     let invalid = match path.as_str() {
+        _ if let Some(route) = &vertex_route => {
+            let tokens = shared.vertex_tokens.lock().unwrap().clone();
+            vertex::invalid(route, &parts.headers, &parsed, &tokens)
+        }
         _ if gemini_route.is_some() => gemini::invalid(&parts.headers, &query, &parsed),
         _ if bedrock_route.is_some() => {
             let now = std::time::SystemTime::now()
@@ -391,15 +453,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let dialect = match (&gemini_route, path.as_str()) {
         (Some(_), _) => Dialect::Gemini,
+        // Vertex AI's front door answers in Google's envelope.
+        (None, _) if vertex_route.is_some() => Dialect::Gemini,
         (None, "/v1/messages") => Dialect::Anthropic,
         (None, _) => Dialect::OpenAi,
     };
     let reply = match (invalid, fault) {
         (Some(r), _) => r,
         (None, Some(f)) => fault_reply(f, dialect),
-        (None, None) => scripted.unwrap_or_else(|| match &gemini_route {
-            Some(route) => gemini::default_reply(route, &parsed),
-            None => default_reply(&path, &parsed),
+        (None, None) => scripted.unwrap_or_else(|| match (&vertex_route, &gemini_route) {
+            (Some(route), _) => vertex::default_reply(route, &parsed),
+            (None, Some(route)) => gemini::default_reply(route, &parsed),
+            (None, None) => default_reply(&path, &parsed),
         }),
     };
     render(reply, shared).await
@@ -430,7 +495,7 @@ fn sample_tool_call(tools: &Value, anthropic: bool) -> Option<(String, Value)> {
     Some((name.to_owned(), Value::Object(args)))
 }
 
-fn default_reply(path: &str, body: &Value) -> Reply {
+pub(crate) fn default_reply(path: &str, body: &Value) -> Reply {
     if let Some(stream) = bedrock::route(path) {
         return bedrock::default_reply(body, stream);
     }
