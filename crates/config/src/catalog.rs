@@ -10,10 +10,8 @@
 //! One row holds one price per token kind. Providers that price long prompts
 //! higher (Google charges more for Gemini prompts over 200k tokens on some
 //! models) cannot be expressed: such a row would carry the ≤200k price, so
-//! long prompts would be under-costed. The catalog has no `gemini` rows yet —
-//! Google's official price list could not be checked when the provider was
-//! wired — so Gemini deployments are costed only when they set `price:`
-//! (otherwise their cost is recorded as unknown, and budgets refuse them).
+//! long prompts would be under-costed (the Gemini 2.5 Pro rows hold the
+//! ≤200k-token price). Bedrock rows are us-east-1 on-demand prices.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -133,8 +131,16 @@ mod tests {
         );
         assert!(lookup("openai", "gpt-4oops").is_none());
         assert!(lookup("openai_compatible", "llama3").is_none());
-        // No unverified Gemini prices: costed only with a deployment `price:`.
-        assert!(lookup("gemini", "gemini-2.5-flash").is_none());
+        assert_eq!(
+            lookup("gemini", "gemini-2.5-flash-preview-05-20"),
+            lookup("gemini", "gemini-2.5-flash")
+        );
+        assert_ne!(
+            lookup("gemini", "gemini-2.5-flash-lite"),
+            lookup("gemini", "gemini-2.5-flash")
+        );
+        assert!(lookup("bedrock", "amazon.nova-pro-v1:0").is_some());
+        assert!(lookup("gemini", "gemini-1.0-ultra").is_none());
         assert_eq!(lookup("mock", "echo").unwrap().input_per_mtok, 0);
     }
 
