@@ -908,9 +908,21 @@ fn valid_location(l: &str) -> bool {
     valid_region(l)
 }
 
+/// The file `gcloud auth application-default login` writes
+/// (`$CLOUDSDK_CONFIG` or `$HOME/.config/gcloud`, then
+/// `application_default_credentials.json`), when it exists.
+fn gcloud_adc_file(env: &dyn Env) -> Option<PathBuf> {
+    let dir = non_empty(env.var("CLOUDSDK_CONFIG"))
+        .map(PathBuf::from)
+        .or_else(|| non_empty(env.var("HOME")).map(|h| PathBuf::from(h).join(".config/gcloud")))?;
+    let f = dir.join("application_default_credentials.json");
+    f.is_file().then_some(f)
+}
+
 /// The Vertex AI part of a deployment. Credentials, first match wins:
 /// `access_token`, `api_key` / `api_key_env` (a fixed OAuth access token, put
-/// in `api_key`); `credentials_file`; `GOOGLE_APPLICATION_CREDENTIALS`.
+/// in `api_key`); `credentials_file`; `GOOGLE_APPLICATION_CREDENTIALS`; the
+/// gcloud application-default file.
 /// Project: `project`, `GOOGLE_CLOUD_PROJECT`. Location: `location` (or
 /// `region`), `GOOGLE_CLOUD_LOCATION`, `us-central1`.
 fn validate_vertex(
@@ -989,6 +1001,8 @@ fn validate_vertex(
         VertexAuth::File(PathBuf::from(f))
     } else if let Some(f) = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS")) {
         VertexAuth::File(PathBuf::from(f))
+    } else if let Some(f) = gcloud_adc_file(env) {
+        VertexAuth::File(f)
     } else {
         errs.push(
             format!("{path}.credentials_file"),
@@ -1013,7 +1027,8 @@ fn validate_vertex(
 /// model id (`vertex/claude-...` is Anthropic's).
 fn vertex_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
     let project = non_empty(env.var("GOOGLE_CLOUD_PROJECT"))?;
-    let file = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS"))?;
+    let file = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS"))
+        .or_else(|| gcloud_adc_file(env).map(|f| f.to_string_lossy().into_owned()))?;
     let location = non_empty(env.var("GOOGLE_CLOUD_LOCATION"))
         .unwrap_or_else(|| crate::VERTEX_DEFAULT_LOCATION.to_owned());
     if !valid_location(&location) {
@@ -2476,5 +2491,34 @@ models:
         assert!(errs.contains("deployments[0].base_url"), "{errs}");
         assert!(errs.contains("deployments[0].api_key"), "{errs}");
         assert!(errs.contains("deployments[1].api_version"), "{errs}");
+    }
+
+    #[test]
+    fn vertex_finds_the_gcloud_application_default_file() {
+        let dir = std::env::temp_dir().join(format!("mg-gcloud-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("application_default_credentials.json");
+        std::fs::write(&file, "{}").unwrap();
+        let env = MapEnv(
+            [
+                ("CLOUDSDK_CONFIG", dir.to_str().unwrap()),
+                ("GOOGLE_CLOUD_PROJECT", "p1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let c = Config::load(
+            Some("deployments:\n  - { name: v, provider: vertex, model: gemini-2.5-flash }\n"),
+            &env,
+        )
+        .unwrap();
+        let v = c.deployments[0].vertex.as_ref().unwrap();
+        assert_eq!(v.auth, VertexAuth::File(file.clone()));
+        assert!(
+            c.prefixes.contains_key("vertex"),
+            "zero-config from the gcloud file"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
