@@ -499,6 +499,9 @@ pub enum VertexAuth {
     /// A credentials file (service account or `authorized_user`), read when
     /// a token is needed; tokens are cached until shortly before they expire.
     File(PathBuf),
+    /// The GCE/GKE metadata server at this base URL
+    /// (`http://metadata.google.internal`): the workload's own service account.
+    Metadata(String),
 }
 
 /// What a Vertex AI deployment needs beyond the common fields.

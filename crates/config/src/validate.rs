@@ -919,10 +919,30 @@ fn gcloud_adc_file(env: &dyn Env) -> Option<PathBuf> {
     f.is_file().then_some(f)
 }
 
+/// The metadata server, last step of application-default credentials:
+/// `GCE_METADATA_HOST` when set, else Google's host when this machine is a
+/// Google Compute Engine VM (the DMI product name says "Google", the check
+/// Google's auth libraries make).
+fn metadata_server(env: &dyn Env) -> Option<String> {
+    if let Some(host) = non_empty(env.var("GCE_METADATA_HOST")) {
+        return Some(
+            if host.starts_with("http://") || host.starts_with("https://") {
+                host.trim_end_matches('/').to_owned()
+            } else {
+                format!("http://{host}")
+            },
+        );
+    }
+    let product = std::fs::read_to_string("/sys/class/dmi/id/product_name").ok()?;
+    product
+        .contains("Google")
+        .then(|| "http://metadata.google.internal".to_owned())
+}
+
 /// The Vertex AI part of a deployment. Credentials, first match wins:
 /// `access_token`, `api_key` / `api_key_env` (a fixed OAuth access token, put
 /// in `api_key`); `credentials_file`; `GOOGLE_APPLICATION_CREDENTIALS`; the
-/// gcloud application-default file.
+/// gcloud application-default file; the metadata server.
 /// Project: `project`, `GOOGLE_CLOUD_PROJECT`. Location: `location` (or
 /// `region`), `GOOGLE_CLOUD_LOCATION`, `us-central1`.
 fn validate_vertex(
@@ -1003,6 +1023,8 @@ fn validate_vertex(
         VertexAuth::File(PathBuf::from(f))
     } else if let Some(f) = gcloud_adc_file(env) {
         VertexAuth::File(f)
+    } else if let Some(base) = metadata_server(env) {
+        VertexAuth::Metadata(base)
     } else {
         errs.push(
             format!("{path}.credentials_file"),

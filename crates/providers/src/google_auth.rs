@@ -335,10 +335,22 @@ struct Cached {
     stale_at: Instant,
 }
 
-/// Tokens for one credentials file: cached, refreshed on demand, one refresh
-/// at a time.
+/// Where tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Origin {
+    /// A service-account or `authorized_user` file.
+    File(PathBuf),
+    /// The metadata server at this base URL.
+    Metadata(String),
+}
+
+/// The metadata server's token path (the default service account).
+const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+/// Tokens for one credentials file (or the metadata server): cached,
+/// refreshed on demand, one refresh at a time.
 pub struct TokenSource {
-    path: PathBuf,
+    origin: Origin,
     cached: Mutex<Option<Cached>>,
     refresh: tokio::sync::Mutex<()>,
     /// Token requests made (for tests and metrics).
@@ -348,7 +360,7 @@ pub struct TokenSource {
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
-            .field("path", &self.path)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -357,8 +369,18 @@ impl TokenSource {
     /// A source reading `path` whenever a token is needed (a rotated key is
     /// picked up at the next refresh).
     pub fn new(path: PathBuf) -> TokenSource {
+        TokenSource::with_origin(Origin::File(path))
+    }
+
+    /// A source asking the metadata server at `base` for the workload's
+    /// service-account token.
+    pub fn metadata(base: String) -> TokenSource {
+        TokenSource::with_origin(Origin::Metadata(base))
+    }
+
+    fn with_origin(origin: Origin) -> TokenSource {
         TokenSource {
-            path,
+            origin,
             cached: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             fetches: std::sync::atomic::AtomicU64::new(0),
@@ -419,21 +441,27 @@ impl TokenSource {
         client: &reqwest::Client,
         timeout: Duration,
     ) -> Result<(Secret, Duration), AuthError> {
-        let creds = load(&self.path).await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let form = creds.token_request(now)?;
-        let body = form_urlencode(&form);
+        let req = match &self.origin {
+            Origin::Metadata(base) => client
+                .get(format!("{base}{METADATA_TOKEN_PATH}"))
+                .header("metadata-flavor", "Google"),
+            Origin::File(path) => {
+                let creds = load(path).await?;
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let form = creds.token_request(now)?;
+                client
+                    .post(creds.token_uri())
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form_urlencode(&form))
+            }
+        };
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let req = client
-            .post(creds.token_uri())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body);
         let exchange = async {
             let resp = req
                 .send()
@@ -500,6 +528,7 @@ fn form_urlencode(pairs: &[(&str, String)]) -> String {
 #[derive(Debug, Default)]
 pub struct TokenSources {
     by_path: Mutex<HashMap<PathBuf, Arc<TokenSource>>>,
+    metadata: Mutex<HashMap<String, Arc<TokenSource>>>,
 }
 
 impl TokenSources {
@@ -512,6 +541,17 @@ impl TokenSources {
                 .clone(),
             // A poisoned map only loses the cache.
             Err(_) => Arc::new(TokenSource::new(path.to_owned())),
+        }
+    }
+
+    /// The source for the metadata server at `base`, created on first use.
+    pub fn get_metadata(&self, base: &str) -> Arc<TokenSource> {
+        match self.metadata.lock() {
+            Ok(mut m) => m
+                .entry(base.to_owned())
+                .or_insert_with(|| Arc::new(TokenSource::metadata(base.to_owned())))
+                .clone(),
+            Err(_) => Arc::new(TokenSource::metadata(base.to_owned())),
         }
     }
 }

@@ -143,10 +143,11 @@ impl Upstreams {
         d: &modelgate_config::Deployment,
         headers: &mut reqwest::header::HeaderMap,
     ) -> Result<Option<Fetched>, CallError> {
-        let Some(VertexAuth::File(path)) = d.vertex.as_ref().map(|v| &v.auth) else {
-            return Ok(None);
+        let source = match d.vertex.as_ref().map(|v| &v.auth) {
+            Some(VertexAuth::File(path)) => self.google.get(path),
+            Some(VertexAuth::Metadata(base)) => self.google.get_metadata(base),
+            _ => return Ok(None),
         };
-        let source = self.google.get(path);
         // The token exchange gets its own short bound: waiting callers queue
         // behind it.
         let limit = d.timeouts.request.min(TOKEN_TIMEOUT);

@@ -383,3 +383,52 @@ async fn passthrough_carries_the_service_account_token() {
     assert!(auth.starts_with("Bearer ya29.mock-"), "{auth}");
     assert_eq!(up.token_requests(), 1);
 }
+
+#[tokio::test]
+async fn the_metadata_server_supplies_tokens_when_no_file_is_configured() {
+    let up = MockUpstream::start().await;
+    let token_path = "/computeMetadata/v1/instance/service-accounts/default/token";
+    up.push(
+        token_path,
+        Reply::json(json!({"access_token": "ya29.from-metadata", "expires_in": 3599, "token_type": "Bearer"})),
+    );
+    up.accept_vertex_token("ya29.from-metadata");
+    let yaml = format!(
+        r#"
+models:
+  - name: flash
+    provider: vertex
+    model: gemini-2.5-flash
+    project: test-project
+    base_url: {url}
+    retry: {{ max_attempts: 1 }}
+"#,
+        url = up.url()
+    );
+    let host = up.url().trim_start_matches("http://").to_owned();
+    let gw = Gateway::start(&yaml, &[("GCE_METADATA_HOST", host.as_str())]).await;
+    for _ in 0..2 {
+        let r = gw
+            .post("/v1/chat/completions")
+            .json(&json!({"model": "flash", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let asked: Vec<_> = up
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == token_path)
+        .collect();
+    assert_eq!(asked.len(), 1, "the token is cached");
+    assert_eq!(asked[0].method, "GET");
+    assert_eq!(
+        asked[0].header("metadata-flavor").as_deref(),
+        Some("Google")
+    );
+    assert_eq!(
+        up.last().header("authorization").as_deref(),
+        Some("Bearer ya29.from-metadata")
+    );
+}
