@@ -164,25 +164,35 @@ pub(crate) fn server_timing(resp: &mut Response, settle: &Settle) {
 pub(crate) fn request_tags(headers: &HeaderMap, req: &ChatRequest) -> Vec<String> {
     let from_header = headers
         .get("x-modelgate-tags")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .and_then(|v| v.to_str().ok());
     let from_meta = || {
         req.metadata
             .as_ref()
             .and_then(|m| m.get("modelgate_tags"))
             .and_then(|v| v.as_str())
-            .map(str::to_owned)
     };
     from_header
         .or_else(from_meta)
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(split_tags)
         .unwrap_or_default()
+}
+
+/// Tags from `x-modelgate-tags: eu,gpu` alone (surfaces without metadata).
+pub(crate) fn header_tags(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get("x-modelgate-tags")
+        .and_then(|v| v.to_str().ok())
+        .map(split_tags)
+        .unwrap_or_default()
+}
+
+/// `"eu, gpu,"` → `["eu", "gpu"]`.
+fn split_tags(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `x-modelgate-timeout-ms`: the client's deadline for the whole attempt loop.

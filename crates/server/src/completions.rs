@@ -16,6 +16,7 @@ use modelgate_providers::{CallContext, ChatReply, Target};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::chat::header_tags;
 use crate::chat::{
     SseBody, client_deadline, commit_stream, cost_header, json_response, server_timing,
     sse_response, unix_now,
@@ -23,7 +24,6 @@ use crate::chat::{
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
-use crate::messages::header_tags;
 use crate::settle::Settle;
 use crate::state::AppState;
 

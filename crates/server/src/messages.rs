@@ -31,7 +31,7 @@ use modelgate_core::ErrorClass;
 use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target};
 use tokio::time::Instant;
 
-use crate::chat::{client_deadline, commit_stream, sse_response, unix_now};
+use crate::chat::{client_deadline, commit_stream, header_tags, sse_response, unix_now};
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
@@ -208,21 +208,6 @@ enum Reply {
     Native(ChatReply),
     /// A chat reply, to translate.
     Translated(ChatReply),
-}
-
-/// `x-modelgate-tags: eu,gpu` (Messages has no metadata to carry them).
-pub(crate) fn header_tags(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get("x-modelgate-tags")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Authenticate, read, decode, validate, resolve and admit.

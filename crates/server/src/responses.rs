@@ -31,11 +31,12 @@ use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::chat::header_tags;
 use crate::chat::{client_deadline, commit_stream, sse_response, unix_now};
 use crate::dispatch::{self, Plan};
 use crate::edge::{RequestId, parse_json, read_body};
 use crate::error::ApiError;
-use crate::messages::{event_type, header_tags};
+use crate::messages::event_type;
 use crate::settle::Settle;
 use crate::state::AppState;
 

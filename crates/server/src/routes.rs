@@ -70,17 +70,7 @@ pub async fn embeddings(
         trace: Some(settle.trace_parent()),
         anthropic_beta: None,
     };
-    let tags: Vec<String> = headers
-        .get("x-modelgate-tags")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let tags = crate::chat::header_tags(&headers);
     let plan = Plan {
         alias,
         tags: &tags,
