@@ -28,12 +28,13 @@ use modelgate_api::anthropic::{
 };
 use modelgate_api::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ChunkChoice, ContentPart, Delta,
-    FunctionCall, FunctionCallDelta, MessageContent, PromptTokensDetails, ResponseMessage, Role,
-    ToolCall, ToolCallDelta, ToolChoice, Usage as OUsage,
+    FunctionCall, FunctionCallDelta, MessageContent, ResponseMessage, Role, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 use modelgate_core::{ErrorClass, Usage};
 use serde_json::Value;
 
+use crate::counts::Counts;
 use crate::{CodecError, UnixSeconds, UpstreamFailure, excerpt};
 
 /// Provider name used in error messages.
@@ -701,68 +702,6 @@ fn finish_reason(stop_reason: Option<&str>, json_tool_used: bool) -> &'static st
         Some("refusal") => "content_filter",
         // end_turn, stop_sequence, pause_turn, absent, and reasons added later.
         _ => "stop",
-    }
-}
-
-/// Token counts as Anthropic reports them, accumulated over a response.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    input: u64,
-    output: u64,
-    cache_read: Option<u64>,
-    cache_write: Option<u64>,
-}
-
-impl Counts {
-    /// Takes every count present in `u`. Stream usage is cumulative, so the
-    /// latest value wins.
-    fn update(&mut self, u: &AUsage) {
-        if let Some(v) = u.input_tokens {
-            self.input = v;
-        }
-        if let Some(v) = u.output_tokens {
-            self.output = v;
-        }
-        if u.cache_read_input_tokens.is_some() {
-            self.cache_read = u.cache_read_input_tokens;
-        }
-        if u.cache_creation_input_tokens.is_some() {
-            self.cache_write = u.cache_creation_input_tokens;
-        }
-    }
-
-    fn core(&self) -> Usage {
-        let cache_read = self.cache_read.unwrap_or(0);
-        let cache_write = self.cache_write.unwrap_or(0);
-        Usage {
-            input_tokens: self
-                .input
-                .saturating_add(cache_read)
-                .saturating_add(cache_write),
-            output_tokens: self.output,
-            cache_read_tokens: cache_read,
-            cache_write_tokens: cache_write,
-            reasoning_tokens: 0,
-            estimated: false,
-        }
-    }
-
-    fn openai(&self) -> OUsage {
-        let core = self.core();
-        let details = (self.cache_read.is_some() || self.cache_write.is_some()).then(|| {
-            PromptTokensDetails {
-                cached_tokens: Some(core.cache_read_tokens),
-                extra: Extra::new(),
-            }
-        });
-        OUsage {
-            prompt_tokens: core.input_tokens,
-            completion_tokens: core.output_tokens,
-            total_tokens: core.input_tokens.saturating_add(core.output_tokens),
-            prompt_tokens_details: details,
-            completion_tokens_details: None,
-            extra: Extra::new(),
-        }
     }
 }
 

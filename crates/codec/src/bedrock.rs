@@ -56,17 +56,18 @@ use modelgate_api::bedrock::{
     ImageBlock, ImageSource, InferenceConfiguration, JsonSchemaDefinition, Message,
     MessageStartEvent, MessageStopEvent, MetadataEvent, OutputConfig, OutputFormat,
     OutputFormatStructure, ReasoningContentBlock, ReasoningContentBlockDelta, SpecificToolChoice,
-    SystemContentBlock, TokenUsage, Tool as BTool, ToolChoice as BToolChoice, ToolConfiguration,
+    SystemContentBlock, Tool as BTool, ToolChoice as BToolChoice, ToolConfiguration,
     ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolSpecification, ToolUseBlock,
 };
 use modelgate_api::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ChunkChoice, ContentPart, Delta,
-    FunctionCall, FunctionCallDelta, MessageContent, PromptTokensDetails, ResponseMessage, Role,
-    Tool, ToolCall, ToolCallDelta, ToolChoice, Usage as OUsage,
+    FunctionCall, FunctionCallDelta, MessageContent, ResponseMessage, Role, Tool, ToolCall,
+    ToolCallDelta, ToolChoice,
 };
 use modelgate_core::{ErrorClass, Usage};
 use serde_json::Value;
 
+use crate::counts::Counts;
 use crate::eventstream;
 use crate::{CodecError, UnixSeconds, UpstreamFailure, excerpt};
 
@@ -851,66 +852,6 @@ fn finish_reason(stop_reason: Option<&str>, json_tool_only: bool) -> &'static st
         Some("guardrail_intervened" | "content_filtered") => "content_filter",
         // end_turn, stop_sequence, absent, and reasons added later.
         _ => "stop",
-    }
-}
-
-/// Token counts as Converse reports them.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    input: u64,
-    output: u64,
-    cache_read: Option<u64>,
-    cache_write: Option<u64>,
-}
-
-impl Counts {
-    fn update(&mut self, u: &TokenUsage) {
-        if let Some(v) = u.input_tokens {
-            self.input = v;
-        }
-        if let Some(v) = u.output_tokens {
-            self.output = v;
-        }
-        if u.cache_read_input_tokens.is_some() {
-            self.cache_read = u.cache_read_input_tokens;
-        }
-        if u.cache_write_input_tokens.is_some() {
-            self.cache_write = u.cache_write_input_tokens;
-        }
-    }
-
-    fn core(&self) -> Usage {
-        let cache_read = self.cache_read.unwrap_or(0);
-        let cache_write = self.cache_write.unwrap_or(0);
-        Usage {
-            input_tokens: self
-                .input
-                .saturating_add(cache_read)
-                .saturating_add(cache_write),
-            output_tokens: self.output,
-            cache_read_tokens: cache_read,
-            cache_write_tokens: cache_write,
-            reasoning_tokens: 0,
-            estimated: false,
-        }
-    }
-
-    fn openai(&self) -> OUsage {
-        let core = self.core();
-        let details = (self.cache_read.is_some() || self.cache_write.is_some()).then(|| {
-            PromptTokensDetails {
-                cached_tokens: Some(core.cache_read_tokens),
-                extra: Extra::new(),
-            }
-        });
-        OUsage {
-            prompt_tokens: core.input_tokens,
-            completion_tokens: core.output_tokens,
-            total_tokens: core.input_tokens.saturating_add(core.output_tokens),
-            prompt_tokens_details: details,
-            completion_tokens_details: None,
-            extra: Extra::new(),
-        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+mod counts;
 pub mod eventstream;
 pub mod gemini;
 pub mod json;
