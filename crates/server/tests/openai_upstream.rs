@@ -989,3 +989,54 @@ models:
         "rate_limit_error"
     );
 }
+
+#[tokio::test]
+async fn a_budgeted_completion_without_max_tokens_gets_the_reserved_cap() {
+    let up = MockUpstream::start().await;
+    let completion = json!({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+        "choices": [{"text": "ok", "index": 0, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}});
+    up.push("/v1/completions", Reply::json(completion.clone()));
+    up.push("/v1/completions", Reply::json(completion));
+    let gw = Gateway::start(
+        &config(&up, ""),
+        &[("MODELGATE_MASTER_KEY", "mg-master-cap")],
+    )
+    .await;
+    let r = gw
+        .post("/admin/keys")
+        .bearer_auth("mg-master-cap")
+        .json(&json!({"max_budget_usd": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A budgeted key: the reservation assumed a cap, so the upstream gets it.
+    let r = gw
+        .post("/v1/completions")
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt", "prompt": "Hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        up.last().json()["max_tokens"].as_u64().is_some(),
+        "{}",
+        up.last().json()
+    );
+    // The client's own max_tokens is left as sent.
+    let r = gw
+        .post("/v1/completions")
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt", "prompt": "Hi", "max_tokens": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.last().json()["max_tokens"], 7);
+}
