@@ -449,6 +449,20 @@ pub struct Deployment {
     pub bedrock: Option<BedrockConfig>,
     /// Vertex AI settings; `Some` exactly when `provider` is `Vertex`.
     pub vertex: Option<VertexConfig>,
+    /// The OpenAI-compatible preset (`groq`, `mistral`, ...) this deployment
+    /// was configured with, if any.
+    pub preset: Option<&'static str>,
+    /// The model whose catalog price applies, when it is not the upstream
+    /// model (`catalog_model`).
+    pub catalog_model: Option<String>,
+}
+
+impl Deployment {
+    /// The provider's name in logs, metrics, traces and the catalog: the
+    /// preset's (`groq`) for a preset, else the kind's (`openai_compatible`).
+    pub fn provider_name(&self) -> &'static str {
+        self.preset.unwrap_or(self.provider.as_str())
+    }
 }
 
 /// Which publisher's API a Vertex AI model speaks.
@@ -518,6 +532,12 @@ pub struct VertexConfig {
 }
 
 impl VertexConfig {
+    /// A regional endpoint (any location but `global`): Anthropic's models
+    /// from the 4.5 generation on cost more there.
+    pub fn is_regional(&self) -> bool {
+        self.location != "global"
+    }
+
     /// The publisher serving `model`.
     pub fn publisher_for(&self, model: &str) -> VertexPublisher {
         self.publisher

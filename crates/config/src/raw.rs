@@ -97,8 +97,13 @@ pub struct RawDeployment {
     /// Upstream timeouts.
     #[serde(default)]
     pub timeouts: RawTimeouts,
-    /// Price in USD per one million tokens.
+    /// Price in USD per one million tokens. Default: the catalog's price of
+    /// `catalog_model` (or `model`) at this provider.
     pub price: Option<RawPrice>,
+    /// The model whose catalog price applies when it is not `model`: an
+    /// Azure deployment named `prod-4o` serving `gpt-4o`, a fine-tune, a
+    /// custom inference-profile ARN.
+    pub catalog_model: Option<String>,
     /// Drop request fields the provider cannot take instead of answering 400.
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
@@ -199,8 +204,13 @@ pub struct RawModel {
     /// Upstream timeouts.
     #[serde(default)]
     pub timeouts: RawTimeouts,
-    /// Price in USD per one million tokens.
+    /// Price in USD per one million tokens. Default: the catalog's price of
+    /// `catalog_model` (or `model`) at this provider.
     pub price: Option<RawPrice>,
+    /// The model whose catalog price applies when it is not `model`: an
+    /// Azure deployment named `prod-4o` serving `gpt-4o`, a fine-tune, a
+    /// custom inference-profile ARN.
+    pub catalog_model: Option<String>,
     /// Drop request fields the provider cannot take instead of answering 400.
     #[serde(default, deserialize_with = "opt_bool")]
     #[schemars(with = "Option<bool>")]
@@ -470,7 +480,7 @@ pub struct RawRouter {
 }
 
 /// `timeouts:` (milliseconds).
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     /// Connect timeout. Default 10000.
@@ -493,7 +503,7 @@ pub struct RawTimeouts {
 }
 
 /// `price:` in USD per one million tokens.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
     /// Input (prompt) tokens.
@@ -509,6 +519,36 @@ pub struct RawPrice {
     #[schemars(with = "Option<f64>")]
     pub cached_input: Option<f64>,
     /// Cache writes. Default: the input price.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub cache_write: Option<f64>,
+    /// The dearer tier for long prompts (e.g. Gemini 2.5 Pro over 200k
+    /// tokens): when the prompt has more than `above` input tokens, the
+    /// whole request is charged at these prices.
+    pub long: Option<RawLongPrice>,
+}
+
+/// [`RawPrice::long`].
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLongPrice {
+    /// Prompts of more than this many input tokens use this tier.
+    #[serde(deserialize_with = "u64_lenient")]
+    #[schemars(with = "u64")]
+    pub above: u64,
+    /// Input tokens, USD per 1M.
+    #[serde(deserialize_with = "f64_lenient")]
+    #[schemars(with = "f64")]
+    pub input: f64,
+    /// Output tokens, USD per 1M.
+    #[serde(deserialize_with = "f64_lenient")]
+    #[schemars(with = "f64")]
+    pub output: f64,
+    /// Cache reads. Default: this tier's input price.
+    #[serde(default, deserialize_with = "opt_f64")]
+    #[schemars(with = "Option<f64>")]
+    pub cached_input: Option<f64>,
+    /// Cache writes. Default: this tier's input price.
     #[serde(default, deserialize_with = "opt_f64")]
     #[schemars(with = "Option<f64>")]
     pub cache_write: Option<f64>,
@@ -550,6 +590,11 @@ fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
             .map_err(|_| D::Error::custom(format!("expected a number, got {s:?}"))),
         Some(Lenient::B(_)) => Err(D::Error::custom("expected a number")),
     }
+}
+
+fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::de::Error;
+    opt_u64(d)?.ok_or_else(|| D::Error::custom("expected a non-negative integer"))
 }
 
 fn f64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {

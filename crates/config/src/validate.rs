@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelgate_core::Price;
+use modelgate_core::{LongTier, Price};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -686,10 +686,17 @@ fn validate_deployment(
         Some(c) => Some(u32::try_from(c).unwrap_or(u32::MAX)),
         None => None,
     };
+    if m.catalog_model.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        errs.push(format!("{path}.catalog_model"), "must not be empty");
+    }
     let price = match &m.price {
         Some(p) => validate_price(p, &format!("{path}.price"), errs),
         // Not configured: the checked-in catalog, when it lists the model.
-        None => crate::catalog::lookup(&provider_name, &upstream_model),
+        None => crate::catalog::lookup_at(
+            &provider_name,
+            m.catalog_model.as_deref().unwrap_or(&upstream_model),
+            vertex.as_ref().is_some_and(VertexConfig::is_regional),
+        ),
     };
     let default_max_tokens = match m.default_max_tokens {
         Some(0) => {
@@ -757,6 +764,8 @@ fn validate_deployment(
         },
         bedrock,
         vertex,
+        preset: preset.map(|p| p.name),
+        catalog_model: m.catalog_model,
     })
 }
 
@@ -1151,18 +1160,8 @@ fn validate_alias(
                 api_key: m.api_key.clone(),
                 api_key_env: m.api_key_env.clone(),
                 headers: m.headers.clone(),
-                timeouts: crate::raw::RawTimeouts {
-                    connect_ms: m.timeouts.connect_ms,
-                    request_ms: m.timeouts.request_ms,
-                    first_token_ms: m.timeouts.first_token_ms,
-                    idle_ms: m.timeouts.idle_ms,
-                },
-                price: m.price.as_ref().map(|p| RawPrice {
-                    input: p.input,
-                    output: p.output,
-                    cached_input: p.cached_input,
-                    cache_write: p.cache_write,
-                }),
+                timeouts: m.timeouts.clone(),
+                price: m.price.clone(),
                 drop_unsupported_params: m.drop_unsupported_params,
                 default_max_tokens: m.default_max_tokens,
                 stream_usage: m.stream_usage,
@@ -1183,6 +1182,7 @@ fn validate_alias(
                 publisher: m.publisher.clone(),
                 credentials_file: m.credentials_file.clone(),
                 access_token: m.access_token.clone(),
+                catalog_model: m.catalog_model.clone(),
             };
             match validate_deployment(raw, path, env, errs) {
                 Some(d) => {
@@ -1507,21 +1507,40 @@ fn validate_price(p: &RawPrice, path: &str, errs: &mut Errors) -> Option<Price> 
         // USD per 1M tokens -> micro-dollars per 1M tokens.
         Some((usd * 1_000_000.0).round() as u64)
     };
+    // Every field is converted (and reported) before any `?`.
     let input = conv("input", p.input);
     let output = conv("output", p.output);
     let cached = p.cached_input.map(|v| conv("cached_input", v));
     let write = p.cache_write.map(|v| conv("cache_write", v));
+    let long = p.long.as_ref().map(|l| {
+        (
+            l.above,
+            conv("long.input", l.input),
+            conv("long.output", l.output),
+            l.cached_input.map(|v| conv("long.cached_input", v)),
+            l.cache_write.map(|v| conv("long.cache_write", v)),
+        )
+    });
+    let long = match long {
+        None => None,
+        Some((0, ..)) => {
+            errs.push(format!("{path}.long.above"), "must be greater than 0");
+            return None;
+        }
+        Some((above, input, output, cached, write)) => Some(LongTier {
+            above,
+            input_per_mtok: input?,
+            output_per_mtok: output?,
+            cached_input_per_mtok: cached.map(|v| v.ok_or(())).transpose().ok()?,
+            cache_write_per_mtok: write.map(|v| v.ok_or(())).transpose().ok()?,
+        }),
+    };
     Some(Price {
         input_per_mtok: input?,
         output_per_mtok: output?,
-        cached_input_per_mtok: match cached {
-            Some(v) => Some(v?),
-            None => None,
-        },
-        cache_write_per_mtok: match write {
-            Some(v) => Some(v?),
-            None => None,
-        },
+        cached_input_per_mtok: cached.map(|v| v.ok_or(())).transpose().ok()?,
+        cache_write_per_mtok: write.map(|v| v.ok_or(())).transpose().ok()?,
+        long,
     })
 }
 
@@ -1552,6 +1571,8 @@ fn template(
         tpm: None,
         bedrock: None,
         vertex: None,
+        preset: None,
+        catalog_model: None,
     }
 }
 
@@ -1666,6 +1687,7 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
             key.map(Secret::new),
         );
         d.stream_usage = p.stream_usage;
+        d.preset = Some(p.name);
         out.insert(p.name.to_owned(), Arc::new(d));
     }
     if let Some(d) = bedrock_env_template(env, errs) {
@@ -2464,10 +2486,16 @@ models:
         assert_eq!(g.base_url, "https://api.groq.com/openai/v1");
         assert_eq!(g.api_key.as_ref().map(Secret::expose), Some("gsk-1"));
         assert!(g.stream_usage);
+        // Logs, metrics and the catalog know the vendor.
+        assert_eq!(g.provider_name(), "groq");
+        assert_eq!(g.price.unwrap().input_per_mtok, 590_000);
         let m = c.deployments.iter().find(|d| d.name == "m").unwrap();
         assert!(!m.stream_usage, "Mistral rejects stream_options");
+        assert_eq!(m.provider_name(), "mistral");
         // Zero-config prefixes: hosted ones by key, local ones by base URL.
         assert!(c.prefixes.contains_key("groq") && c.prefixes.contains_key("mistral"));
+        assert_eq!(c.prefixes["groq"].provider_name(), "groq");
+        assert_eq!(c.prefixes["ollama"].provider_name(), "ollama");
         assert_eq!(c.prefixes["ollama"].base_url, "http://127.0.0.1:9999/v1");
         assert!(!c.prefixes.contains_key("together") && !c.prefixes.contains_key("vllm"));
 
@@ -2489,6 +2517,52 @@ models:
             errs.contains("deployments[2].provider") && errs.contains("groq"),
             "{errs}"
         );
+    }
+
+    #[test]
+    fn catalog_model_and_long_prices() {
+        let c = Config::load(
+            Some(concat!(
+                "deployments:\n",
+                "  - { name: a, provider: azure, model: prod-4o, catalog_model: gpt-4o, base_url: https://r.openai.azure.com, api_key: k }\n",
+                "  - { name: b, provider: azure, model: gpt-4o-mini, base_url: https://r.openai.azure.com, api_key: k }\n",
+                "  - { name: c, provider: azure, model: prod-4o, base_url: https://r.openai.azure.com, api_key: k }\n",
+                "  - name: d\n    provider: openai_compatible\n    model: m\n    base_url: http://127.0.0.1:1/v1\n",
+                "    price: { input: 1, output: 2, long: { above: 1000, input: 3, output: 4, cached_input: 0.5 } }\n",
+            )),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        let by = |n: &str| c.deployments.iter().find(|d| d.name == n).unwrap();
+        assert_eq!(by("a").price, crate::catalog::lookup("openai", "gpt-4o"));
+        assert!(by("a").price.is_some());
+        assert_eq!(by("b").price, crate::catalog::lookup("openai", "gpt-4o-mini"));
+        assert_eq!(by("c").price, None, "an unknown deployment name has no price");
+        let long = by("d").price.unwrap().long.unwrap();
+        assert_eq!(
+            (long.above, long.input_per_mtok, long.output_per_mtok),
+            (1000, 3_000_000, 4_000_000)
+        );
+        assert_eq!(long.cached_input_per_mtok, Some(500_000));
+
+        let errs = Config::load(
+            Some(concat!(
+                "deployments:\n",
+                "  - { name: a, provider: openai, model: x, api_key: k, catalog_model: '' }\n",
+                "  - { name: b, provider: openai, model: x, api_key: k, price: { input: 1, output: 1, long: { above: 0, input: 1, output: 1 } } }\n",
+                "  - { name: c, provider: openai, model: x, api_key: k, price: { input: 1, output: 1, long: { above: 10, input: -1, output: 1 } } }\n",
+            )),
+            &MapEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        for path in [
+            "deployments[0].catalog_model",
+            "deployments[1].price.long.above",
+            "deployments[2].price.long.input",
+        ] {
+            assert!(errs.contains(path), "{path}: {errs}");
+        }
     }
 
     #[test]

@@ -40,6 +40,27 @@ pub struct Price {
     pub cached_input_per_mtok: Option<u64>,
     /// Input tokens written to the provider's prompt cache; defaults to the input price.
     pub cache_write_per_mtok: Option<u64>,
+    /// The dearer tier for long prompts: Google charges more for Gemini 2.5
+    /// Pro prompts over 200k tokens, Anthropic for Claude Sonnet 4/4.5
+    /// prompts over 200k (1M context), xAI for Grok 4 over 128k. The whole
+    /// request — every input and output token — is charged at the tier
+    /// when the prompt (`input_tokens`, cached parts included) exceeds
+    /// `above`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long: Option<LongTier>,
+}
+
+/// [`Price::long`]: the rates that apply above a prompt size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongTier {
+    /// Prompts of more than this many input tokens use this tier.
+    pub above: u64,
+    pub input_per_mtok: u64,
+    pub output_per_mtok: u64,
+    /// Defaults to this tier's input price.
+    pub cached_input_per_mtok: Option<u64>,
+    /// Defaults to this tier's input price.
+    pub cache_write_per_mtok: Option<u64>,
 }
 
 impl Price {
@@ -52,19 +73,47 @@ impl Price {
         Nanos(i64::try_from(pico.div_ceil(1000)).unwrap_or(i64::MAX))
     }
 
+    /// The rates `(input, output, cache read, cache write)` for a prompt of
+    /// `input_tokens`.
+    fn rates(&self, input_tokens: u64) -> (u64, u64, u64, u64) {
+        match self.long {
+            Some(t) if input_tokens > t.above => (
+                t.input_per_mtok,
+                t.output_per_mtok,
+                t.cached_input_per_mtok.unwrap_or(t.input_per_mtok),
+                t.cache_write_per_mtok.unwrap_or(t.input_per_mtok),
+            ),
+            _ => (
+                self.input_per_mtok,
+                self.output_per_mtok,
+                self.cached_input_per_mtok.unwrap_or(self.input_per_mtok),
+                self.cache_write_per_mtok.unwrap_or(self.input_per_mtok),
+            ),
+        }
+    }
+
+    /// The dearest input and output rates at any prompt size (for worst-case
+    /// estimates and cost ordering).
+    pub fn max_rates(&self) -> (u64, u64) {
+        let (i, o) = (self.input_per_mtok, self.output_per_mtok);
+        match self.long {
+            Some(t) => (i.max(t.input_per_mtok), o.max(t.output_per_mtok)),
+            None => (i, o),
+        }
+    }
+
     /// The cost split by kind of token, in pico-dollars (exact).
     pub fn breakdown(&self, usage: &Usage) -> CostBreakdown {
+        let (input, output, cache_read, cache_write) = self.rates(usage.input_tokens);
         let uncached = usage
             .input_tokens
             .saturating_sub(usage.cache_read_tokens)
             .saturating_sub(usage.cache_write_tokens);
         CostBreakdown {
-            input_pico: u128::from(uncached) * u128::from(self.input_per_mtok),
-            cache_read_pico: u128::from(usage.cache_read_tokens)
-                * u128::from(self.cached_input_per_mtok.unwrap_or(self.input_per_mtok)),
-            cache_write_pico: u128::from(usage.cache_write_tokens)
-                * u128::from(self.cache_write_per_mtok.unwrap_or(self.input_per_mtok)),
-            output_pico: u128::from(usage.output_tokens) * u128::from(self.output_per_mtok),
+            input_pico: u128::from(uncached) * u128::from(input),
+            cache_read_pico: u128::from(usage.cache_read_tokens) * u128::from(cache_read),
+            cache_write_pico: u128::from(usage.cache_write_tokens) * u128::from(cache_write),
+            output_pico: u128::from(usage.output_tokens) * u128::from(output),
         }
     }
 }
@@ -230,6 +279,7 @@ mod tests {
             output_per_mtok: 10_000_000,
             cached_input_per_mtok: Some(1_250_000),
             cache_write_per_mtok: None,
+            long: None,
         };
         let u = Usage {
             input_tokens: 1_000,
@@ -240,6 +290,40 @@ mod tests {
         // 600 * 2.5e-6 + 400 * 1.25e-6 + 500 * 1e-5 = 0.0015 + 0.0005 + 0.005 = 0.007 USD
         assert_eq!(p.cost(&u), Nanos(7_000_000));
         assert_eq!(p.cost(&u).to_usd_string(), "0.007");
+    }
+
+    #[test]
+    fn long_prompts_are_charged_at_the_long_tier() {
+        // Gemini 2.5 Pro: $1.25/$10 up to 200k prompt tokens, $2.50/$15 above.
+        let p = Price {
+            input_per_mtok: 1_250_000,
+            output_per_mtok: 10_000_000,
+            cached_input_per_mtok: Some(125_000),
+            cache_write_per_mtok: None,
+            long: Some(LongTier {
+                above: 200_000,
+                input_per_mtok: 2_500_000,
+                output_per_mtok: 15_000_000,
+                cached_input_per_mtok: Some(250_000),
+                cache_write_per_mtok: None,
+            }),
+        };
+        let at = |input_tokens, cache_read_tokens| Usage {
+            input_tokens,
+            output_tokens: 1_000,
+            cache_read_tokens,
+            ..Usage::default()
+        };
+        // Exactly 200k is still the base tier: 0.25 + 0.01.
+        assert_eq!(p.cost(&at(200_000, 0)), Nanos(260_000_000));
+        // One more token and every token moves: 200_001 * 2.5e-6 + 1000 * 1.5e-5.
+        assert_eq!(p.cost(&at(200_001, 0)), Nanos(500_002_500 + 15_000_000));
+        // Cached tokens count toward the threshold and get the tier's cache rate.
+        assert_eq!(
+            p.cost(&at(300_000, 100_000)),
+            Nanos(500_000_000 + 25_000_000 + 15_000_000)
+        );
+        assert_eq!(p.max_rates(), (2_500_000, 15_000_000));
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Upstreams {
         headers: HeaderMap,
     ) -> Result<reqwest::Response, CallError> {
         let d = &*target.deployment;
-        let provider = d.provider.as_str();
+        let provider = d.provider_name();
         let req = self.client(d).post(url).headers(headers).body(body);
         let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => {
@@ -239,11 +239,11 @@ impl Upstreams {
     ) -> Result<Bytes, CallError> {
         match tokio::time::timeout_at(deadline, resp.bytes()).await {
             Err(_) => Err(CallError::upstream(timeout_failure(
-                d.provider.as_str(),
+                d.provider_name(),
                 d.timeouts.request,
             ))),
             Ok(Err(e)) => Err(CallError::upstream(transport_failure(
-                d.provider.as_str(),
+                d.provider_name(),
                 &e,
             ))),
             Ok(Ok(b)) => Ok(b),
@@ -313,7 +313,7 @@ impl Upstreams {
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
-        let provider = d.provider.as_str();
+        let provider = d.provider_name();
         let (body, injected) = openai::prepare_body(
             raw,
             opts,
@@ -661,7 +661,7 @@ impl Upstreams {
             let usage = openai::responses_usage(&body);
             return Ok(ChatReply::Complete { body, usage });
         }
-        let provider = d.provider.as_str();
+        let provider = d.provider_name();
         let state = ResponsesStream {
             deployment: target.deployment.clone(),
             source: SseSource::new(resp, d.timeouts.idle, provider),
@@ -721,11 +721,11 @@ impl Upstreams {
             .body(body);
         match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => Err(CallError::upstream(timeout_failure(
-                d.provider.as_str(),
+                d.provider_name(),
                 d.timeouts.request,
             ))),
             Ok(Err(e)) => Err(CallError::upstream(transport_failure(
-                d.provider.as_str(),
+                d.provider_name(),
                 &e,
             ))),
             Ok(Ok(r)) => Ok(r),

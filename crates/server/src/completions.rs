@@ -90,7 +90,7 @@ pub async fn completions(
                     format!(
                         "The legacy completions API needs an OpenAI-dialect deployment; `{}` is {}. Use /v1/chat/completions for this model.",
                         d.name,
-                        d.provider.as_str()
+                        d.provider_name()
                     ),
                 )
                 .with_code("unsupported_model"));

@@ -567,7 +567,14 @@ fn worst_case_cost(alias: &Alias, input_tokens: u64, max_output: u64) -> Option<
     };
     let mut worst = 0i64;
     for d in &alias.deployments {
-        let p = d.price?;
+        let mut p = d.price?;
+        // The prompt estimate is approximate: near a long-context threshold,
+        // hold the long tier's rates.
+        if let Some(t) = p.long.as_mut()
+            && input_tokens.saturating_add(input_tokens / 4) > t.above
+        {
+            t.above = 0;
+        }
         worst = worst.max(p.cost(&usage).0).max(p.cost(&plain).0);
     }
     Some(worst)

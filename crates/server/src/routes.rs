@@ -142,7 +142,7 @@ fn model_cards(state: &AppState) -> Vec<ModelCard> {
         .iter()
         .map(|(name, a)| {
             let owner = match a.deployments.as_slice() {
-                [only] => only.provider.as_str(),
+                [only] => only.provider_name(),
                 _ => "modelgate",
             };
             card(name.clone(), owner)
@@ -188,7 +188,7 @@ pub async fn get_model(
     match state.resolve(&model) {
         Ok(alias) => {
             let owner = match alias.deployments.as_slice() {
-                [only] => only.provider.as_str(),
+                [only] => only.provider_name(),
                 _ => "modelgate",
             };
             Json(card(model, owner)).into_response()

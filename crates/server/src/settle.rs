@@ -212,7 +212,7 @@ impl Settle {
 
     /// Records the deployment that served (or last failed) the request.
     pub fn deployment(&mut self, d: &Deployment) {
-        self.rec.provider = Some(d.provider.as_str().to_owned());
+        self.rec.provider = Some(d.provider_name().to_owned());
         self.rec.deployment = Some(d.name.clone());
         self.rec.upstream_model = Some(d.upstream_model.clone());
         self.price = d.price;

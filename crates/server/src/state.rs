@@ -461,7 +461,11 @@ impl AppState {
             let mut d = (**template).clone();
             d.name = model.to_owned();
             d.upstream_model = rest.to_owned();
-            d.price = modelgate_config::catalog::lookup(template.provider.as_str(), rest);
+            d.price = modelgate_config::catalog::lookup_at(
+                template.provider_name(),
+                rest,
+                template.vertex.as_ref().is_some_and(|v| v.is_regional()),
+            );
             let alias = Arc::new(Alias::single(model.to_owned(), Arc::new(d)));
             if let Ok(mut cache) = live.prefix_aliases.write()
                 && cache.len() < PREFIX_ALIAS_CACHE

@@ -254,7 +254,7 @@ fn live(state: &AppState) -> Value {
             };
             json!({
                 "name": d.name,
-                "provider": d.provider.as_str(),
+                "provider": d.provider_name(),
                 "breaker": breaker,
                 "in_flight": health.in_flight(),
             })

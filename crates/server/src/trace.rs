@@ -229,7 +229,7 @@ pub fn spans(s: &Settled<'_>) -> Vec<Span> {
             status: SpanStatus::Unset,
         };
         span.attr("gen_ai.operation.name", operation);
-        span.attr("gen_ai.provider.name", provider_name(d.provider.as_str()));
+        span.attr("gen_ai.provider.name", provider_name(d.provider_name()));
         span.attr("gen_ai.request.model", d.upstream_model.as_str());
         if let Some((host, port)) = host_port(&d.base_url) {
             span.attr("server.address", host);
