@@ -9,6 +9,7 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Member {
     key: String,
+    key_start: usize,
     value_start: usize,
     value_end: usize,
 }
@@ -53,6 +54,61 @@ pub fn set_members(raw: &[u8], set: &[(&str, &[u8])]) -> Result<Vec<u8>, NotAnOb
     Ok(out)
 }
 
+/// [`set_members`], and every top-level member named in `remove` (that is
+/// not also set) dropped. Each kept member keeps its bytes; when a member is
+/// removed, the whitespace between members is not kept.
+pub fn edit_members(
+    raw: &[u8],
+    remove: &[&str],
+    set: &[(&str, &[u8])],
+) -> Result<Vec<u8>, NotAnObject> {
+    let (members, close) = scan_object(raw).ok_or(NotAnObject)?;
+    let dropped =
+        |m: &Member| remove.contains(&m.key.as_str()) && !set.iter().any(|(k, _)| *k == m.key);
+    if !members.iter().any(dropped) {
+        return set_members(raw, set);
+    }
+    let open = skip_ws(raw, 0);
+    let mut out = Vec::with_capacity(
+        raw.len()
+            + set
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(&raw[..=open]);
+    let mut first = true;
+    let mut seen = vec![false; set.len()];
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    for m in members.iter().filter(|m| !dropped(m)) {
+        sep(&mut out);
+        match set.iter().position(|(k, _)| *k == m.key) {
+            Some(i) => {
+                out.extend_from_slice(&raw[m.key_start..m.value_start]);
+                out.extend_from_slice(set[i].1);
+                seen[i] = true;
+            }
+            None => out.extend_from_slice(&raw[m.key_start..m.value_end]),
+        }
+    }
+    for (i, (k, v)) in set.iter().enumerate() {
+        if seen[i] {
+            continue;
+        }
+        sep(&mut out);
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&raw[close..]);
+    Ok(out)
+}
+
 /// Returns the top-level members and the offset of the closing `}`.
 fn scan_object(raw: &[u8]) -> Option<(Vec<Member>, usize)> {
     let mut i = skip_ws(raw, 0);
@@ -89,6 +145,7 @@ fn scan_object(raw: &[u8]) -> Option<(Vec<Member>, usize)> {
         i = skip_value(raw, i)?;
         members.push(Member {
             key,
+            key_start,
             value_start,
             value_end: i,
         });
@@ -182,6 +239,34 @@ mod tests {
     }
 
     #[test]
+    fn removes_members_and_keeps_the_rest_byte_for_byte() {
+        let raw =
+            br#"{ "model" : "m", "x": 1.50 ,"thinking":{"signature":"abc=="}, "model":"dup"}"#;
+        let out = edit_members(raw, &["model"], &[("anthropic_version", br#""v""#)]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"x": 1.50,"thinking":{"signature":"abc=="},"anthropic_version":"v"}"#
+        );
+        // Only member removed: an empty object.
+        assert_eq!(
+            edit_members(br#"{"model":1}"#, &["model"], &[]).unwrap(),
+            b"{}"
+        );
+        // Nothing to remove: exactly set_members.
+        let raw = br#"{ "a" : 1 }"#;
+        assert_eq!(
+            edit_members(raw, &["zz"], &[("b", b"2")]).unwrap(),
+            set_members(raw, &[("b", b"2")]).unwrap()
+        );
+        // A member both removed and set is set in place.
+        assert_eq!(
+            edit_members(br#"{"a":1,"b":2}"#, &["a"], &[("a", b"3")]).unwrap(),
+            br#"{"a":3,"b":2}"#
+        );
+        assert_eq!(edit_members(b"[1]", &["a"], &[]), Err(NotAnObject));
+    }
+
+    #[test]
     fn rejects_non_objects() {
         assert_eq!(set_members(b"[1]", &[]), Err(NotAnObject));
     }
@@ -201,6 +286,13 @@ mod tests {
             let out = set_members(text.as_bytes(), &[("model", nv.as_bytes())]).unwrap();
             let got: Value = serde_json::from_slice(&out).unwrap();
             obj.insert("model".into(), json!(newval));
+            prop_assert_eq!(got, Value::Object(obj.clone()));
+
+            let out = edit_members(text.as_bytes(), &["model", "a"], &[("v", b"1")]).unwrap();
+            let got: Value = serde_json::from_slice(&out).unwrap();
+            obj.remove("model");
+            obj.remove("a");
+            obj.insert("v".into(), json!(1));
             prop_assert_eq!(got, Value::Object(obj));
         }
     }

@@ -137,7 +137,11 @@ pub fn lookup(provider: &str, model: &str) -> Option<Price> {
 /// regional endpoint (`regional`: a Vertex AI location other than `global`).
 pub fn lookup_at(provider: &str, model: &str, regional: bool) -> Option<Price> {
     // Azure's global deployments are priced like OpenAI's API.
-    let table = if provider == "azure" { "openai" } else { provider };
+    let table = if provider == "azure" {
+        "openai"
+    } else {
+        provider
+    };
     let models = catalog().prices.get(table)?;
     let row = models.get(model).or_else(|| models.get("*")).or_else(|| {
         models
@@ -231,7 +235,10 @@ mod tests {
                     assert!(rate <= 200_000_000, "{provider}/{model}: {rate}");
                 }
                 if let Some(c) = p.cached_input_per_mtok {
-                    assert!(c <= p.input_per_mtok, "{provider}/{model}: cache reads cost more");
+                    assert!(
+                        c <= p.input_per_mtok,
+                        "{provider}/{model}: cache reads cost more"
+                    );
                 }
                 if let Some(t) = p.long {
                     assert!(t.above >= 32_000, "{provider}/{model}");
@@ -258,7 +265,11 @@ mod tests {
             lookup_at("vertex", "claude-sonnet-4@20250514", false)
         );
         // Bedrock: exact ids; the global profile is the list price.
-        let b = lookup("bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap();
+        let b = lookup(
+            "bedrock",
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        )
+        .unwrap();
         assert_eq!(b, lookup("anthropic", "claude-sonnet-4-5").unwrap());
         assert_eq!(
             lookup("bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
@@ -271,16 +282,23 @@ mod tests {
         assert_eq!(lookup("azure", "gpt-4o"), lookup("openai", "gpt-4o"));
         // Presets have their own tables.
         assert_eq!(
-            lookup("groq", "llama-3.3-70b-versatile").unwrap().input_per_mtok,
+            lookup("groq", "llama-3.3-70b-versatile")
+                .unwrap()
+                .input_per_mtok,
             590_000
         );
         assert!(lookup("deepseek", "deepseek-chat").is_some());
         // A dated OpenAI snapshot priced apart from its family wins over the prefix.
         assert_eq!(
-            lookup("openai", "gpt-4o-2024-05-13").unwrap().input_per_mtok,
+            lookup("openai", "gpt-4o-2024-05-13")
+                .unwrap()
+                .input_per_mtok,
             5_000_000
         );
-        assert_eq!(lookup("openai", "gpt-5-pro").unwrap().input_per_mtok, 15_000_000);
+        assert_eq!(
+            lookup("openai", "gpt-5-pro").unwrap().input_per_mtok,
+            15_000_000
+        );
         assert_eq!(
             lookup("openai", "gpt-5-2025-08-07").unwrap().input_per_mtok,
             1_250_000

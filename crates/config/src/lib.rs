@@ -463,6 +463,20 @@ impl Deployment {
     pub fn provider_name(&self) -> &'static str {
         self.preset.unwrap_or(self.provider.as_str())
     }
+
+    /// Whether `upstream_model` here speaks the Anthropic Messages API
+    /// natively: Anthropic, and Claude models on Vertex AI. `/v1/messages`
+    /// passes bodies through to those.
+    pub fn speaks_messages(&self, upstream_model: &str) -> bool {
+        match self.provider {
+            ProviderKind::Anthropic => true,
+            ProviderKind::Vertex => self
+                .vertex
+                .as_ref()
+                .is_some_and(|v| v.publisher_for(upstream_model) == VertexPublisher::Anthropic),
+            _ => false,
+        }
+    }
 }
 
 /// Which publisher's API a Vertex AI model speaks.

@@ -686,7 +686,10 @@ fn validate_deployment(
         Some(c) => Some(u32::try_from(c).unwrap_or(u32::MAX)),
         None => None,
     };
-    if m.catalog_model.as_deref().is_some_and(|c| c.trim().is_empty()) {
+    if m.catalog_model
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
         errs.push(format!("{path}.catalog_model"), "must not be empty");
     }
     let price = match &m.price {
@@ -2536,8 +2539,15 @@ models:
         let by = |n: &str| c.deployments.iter().find(|d| d.name == n).unwrap();
         assert_eq!(by("a").price, crate::catalog::lookup("openai", "gpt-4o"));
         assert!(by("a").price.is_some());
-        assert_eq!(by("b").price, crate::catalog::lookup("openai", "gpt-4o-mini"));
-        assert_eq!(by("c").price, None, "an unknown deployment name has no price");
+        assert_eq!(
+            by("b").price,
+            crate::catalog::lookup("openai", "gpt-4o-mini")
+        );
+        assert_eq!(
+            by("c").price,
+            None,
+            "an unknown deployment name has no price"
+        );
         let long = by("d").price.unwrap().long.unwrap();
         assert_eq!(
             (long.above, long.input_per_mtok, long.output_per_mtok),

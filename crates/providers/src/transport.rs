@@ -20,6 +20,8 @@ use crate::{CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, Stre
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// The Anthropic API version of Claude on Vertex AI (in the body).
 pub const VERTEX_ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
+/// [`VERTEX_ANTHROPIC_VERSION`] as a JSON string.
+const VERTEX_ANTHROPIC_VERSION_JSON: &[u8] = b"\"vertex-2023-10-16\"";
 
 /// Pooled HTTP clients, one per distinct connect timeout.
 #[derive(Debug, Clone)]
@@ -581,10 +583,13 @@ impl Upstreams {
         )))
     }
 
-    /// Sends a Messages request body as the client wrote it (only `model`
-    /// replaced) to an Anthropic deployment, and passes the reply through:
-    /// thinking blocks and signatures, `cache_control`, server tools and
-    /// fields added later all survive. The reply is metered, not rewritten.
+    /// Sends a Messages request body as the client wrote it to a deployment
+    /// that speaks Messages ([`Deployment::speaks_messages`]), and passes the
+    /// reply through: thinking blocks and signatures, `cache_control`, server
+    /// tools and fields added later all survive. The reply is metered, not
+    /// rewritten. Anthropic gets the body with only `model` replaced; Claude
+    /// on Vertex AI gets it without `model` (the URL names it) and with
+    /// Vertex's `anthropic_version`, at `:rawPredict` / `:streamRawPredict`.
     pub async fn anthropic_native(
         &self,
         target: &Target,
@@ -593,16 +598,36 @@ impl Upstreams {
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
-        let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
-        let body = modelgate_codec::json::set_members(raw, &[("model", &model)]).map_err(|_| {
+        let not_an_object = |_| {
             CallError::Codec(modelgate_codec::CodecError::new(
                 "",
                 "request body must be a JSON object",
             ))
-        })?;
-        let url = format!("{}/v1/messages", d.base_url);
+        };
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(target, url, body, ctx).await?;
+        let (resp, label) = if d.provider == ProviderKind::Vertex {
+            let body = modelgate_codec::json::edit_members(
+                raw,
+                &["model"],
+                &[("anthropic_version", VERTEX_ANTHROPIC_VERSION_JSON)],
+            )
+            .map_err(not_an_object)?;
+            let method = if stream {
+                "streamRawPredict"
+            } else {
+                "rawPredict"
+            };
+            let resp = self
+                .vertex_anthropic_send(target, ctx, &target.upstream_model, method, body)
+                .await?;
+            (resp, "vertex")
+        } else {
+            let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
+            let body = modelgate_codec::json::set_members(raw, &[("model", &model)])
+                .map_err(not_an_object)?;
+            let url = format!("{}/v1/messages", d.base_url);
+            (self.send(target, url, body, ctx).await?, "anthropic")
+        };
         if !stream {
             let body = Self::read_body(d, resp, deadline).await?;
             let usage = serde_json::from_slice::<modelgate_api::anthropic::MessagesResponse>(&body)
@@ -610,7 +635,7 @@ impl Upstreams {
                     CallError::upstream(UpstreamFailure {
                         class: ErrorClass::UpstreamError,
                         status: None,
-                        message: "anthropic: response is not a valid Messages object".into(),
+                        message: format!("{label}: response is not a valid Messages object"),
                         upstream_code: None,
                     })
                 })
@@ -622,7 +647,7 @@ impl Upstreams {
         }
         let state = NativeStream {
             deployment: target.deployment.clone(),
-            source: SseSource::new(resp, d.timeouts.idle, "anthropic"),
+            source: SseSource::new(resp, d.timeouts.idle, label),
             meter: anthropic::NativeMeter::default(),
             finished: false,
             pending_done: false,
@@ -742,15 +767,27 @@ impl Upstreams {
     ) -> Result<Bytes, CallError> {
         let d = &*target.deployment;
         let model = serde_json::to_vec(&target.upstream_model).unwrap_or_default();
-        let body = modelgate_codec::json::set_members(raw, &[("model", &model)]).map_err(|_| {
+        let deadline = tokio::time::Instant::now() + d.timeouts.request;
+        let vertex = d.provider == ProviderKind::Vertex;
+        let mut set: Vec<(&str, &[u8])> = vec![("model", &model)];
+        if vertex {
+            set.push(("anthropic_version", VERTEX_ANTHROPIC_VERSION_JSON));
+        }
+        let body = modelgate_codec::json::set_members(raw, &set).map_err(|_| {
             CallError::Codec(modelgate_codec::CodecError::new(
                 "",
                 "request body must be a JSON object",
             ))
         })?;
-        let url = format!("{}/v1/messages/count_tokens", d.base_url);
-        let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send(target, url, body, ctx).await?;
+        let resp = if vertex {
+            // Vertex counts Claude tokens at a model of its own, the model
+            // named in the body.
+            self.vertex_anthropic_send(target, ctx, "count-tokens", "rawPredict", body)
+                .await?
+        } else {
+            let url = format!("{}/v1/messages/count_tokens", d.base_url);
+            self.send(target, url, body, ctx).await?
+        };
         Self::read_body(d, resp, deadline).await
     }
 

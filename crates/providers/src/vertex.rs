@@ -168,6 +168,51 @@ impl Upstreams {
         Ok(Some(Fetched { source, token }))
     }
 
+    /// Sends a Messages-dialect `body` to Claude on Vertex AI:
+    /// `{model url}:{method}` for the model `model_segment`, with the access
+    /// token and the client's `anthropic-beta` header.
+    pub(crate) async fn vertex_anthropic_send(
+        &self,
+        target: &Target,
+        ctx: &CallContext,
+        model_segment: &str,
+        method: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, CallError> {
+        let d = &*target.deployment;
+        let Some(v) = d.vertex.as_ref() else {
+            return Err(failure(
+                ErrorClass::Internal,
+                None,
+                format!("deployment {} has no Vertex settings", d.name),
+            ));
+        };
+        let mut headers = Self::headers(d, ctx, target.span_id);
+        // Vertex takes Anthropic's beta flags as the same header
+        // (<https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude>).
+        if let Some(beta) = &ctx.anthropic_beta
+            && let Ok(value) = HeaderValue::from_str(beta)
+        {
+            headers.insert("anthropic-beta", value);
+        }
+        let fetched = self.vertex_authorize(d, &mut headers).await?;
+        let url = format!(
+            "{}:{method}",
+            model_url(
+                &d.base_url,
+                &v.project,
+                &v.location,
+                VertexPublisher::Anthropic,
+                model_segment
+            )
+        );
+        let result = self.send_with_headers(target, url, body, headers).await;
+        match fetched {
+            Some(f) => f.settle(result),
+            None => result,
+        }
+    }
+
     pub(crate) async fn vertex_chat(
         &self,
         target: &Target,

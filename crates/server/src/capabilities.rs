@@ -325,7 +325,7 @@ pub const PROVIDERS: &[ProviderInfo] = &[
     ProviderInfo {
         kind: ProviderKind::Vertex,
         chat: "translated",
-        messages: "via chat",
+        messages: "passthrough (Claude), via chat (Gemini)",
         responses: "via chat",
     },
     ProviderInfo {
@@ -976,9 +976,29 @@ pub const CELLS: &[Cell] = &[
     .note("Gemini models through `generateContent`, Claude models through `rawPredict`; streaming and not."),
     ok(Chat, Vertex, System, &["crates/server/tests/vertex_upstream.rs::gemini_on_vertex_with_a_service_account_token_fetched_once"]),
     ok(Chat, Vertex, Errors, &["crates/server/tests/vertex_upstream.rs::a_fixed_access_token_and_errors"]),
-    // ---- messages × vertex (via chat) -------------------------------------
-    ok(Messages, Vertex, Text, &["crates/server/tests/vertex_upstream.rs::claude_on_vertex_uses_raw_predict_with_the_vertex_version"])
-        .note("Claude on Vertex goes through the chat translation, not the native passthrough."),
+    // ---- messages × vertex (Claude: passthrough at rawPredict) -----------
+    ok(Messages, Vertex, Text, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ])
+    .note("Claude models: the body as written (without `model`, with Vertex's `anthropic_version`) at `:rawPredict` / `:streamRawPredict`, the reply unchanged; `anthropic-beta` forwarded. Gemini models go via chat."),
+    ok(Messages, Vertex, System, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ])
+    .note("`cache_control` on system blocks survives."),
+    ok(Messages, Vertex, MultiTurn, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ]),
+    ok(Messages, Vertex, Reasoning, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ])
+    .note("`thinking` reaches Claude; thinking blocks and their signatures survive both ways."),
+    ok(Messages, Vertex, UsageInStream, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ]),
+    ok(Messages, Vertex, Errors, &[
+        "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
+    ])
+    .note("Vertex's errors in Anthropic's envelope with their status class."),
 ];
 
 /// The cell for one coordinate, if the matrix claims it.

@@ -3,9 +3,11 @@
 //! Same phases as [`crate::chat`] (authenticate → read → decode → resolve →
 //! admit → attempt loop → respond → settle), in the Anthropic dialect: the
 //! virtual key may come as `x-api-key`, errors use Anthropic's envelope, and
-//! streams are Messages events. An Anthropic deployment gets the client's body
-//! as written (only `model` replaced) and its reply passes through unchanged
-//! (thinking blocks and signatures, `cache_control`, server tools survive).
+//! streams are Messages events. A deployment that speaks Messages (Anthropic,
+//! Claude on Vertex AI) gets the client's body as written (only `model`
+//! replaced, or for Vertex moved to the URL) and its reply passes through
+//! unchanged (thinking blocks and signatures, `cache_control`, server tools
+//! survive).
 //! Any other deployment gets the request translated with
 //! [`modelgate_codec::messages::to_chat`] (every provider path takes the chat
 //! dialect), and its reply is translated back.
@@ -76,7 +78,7 @@ pub async fn messages(
         let (req, raw, ctx, live) = (&req, &raw, &ctx, &live);
         async move {
             let d = &target.deployment;
-            if d.provider == ProviderKind::Anthropic {
+            if d.speaks_messages(&target.upstream_model) {
                 let t0 = Instant::now();
                 let reply = live
                     .upstreams
@@ -437,7 +439,7 @@ impl Drop for MessagesSse {
     }
 }
 
-/// `POST /v1/messages/count_tokens`: an Anthropic deployment counts exactly
+/// `POST /v1/messages/count_tokens`: an Anthropic (or Claude on Vertex) deployment counts exactly
 /// (the request is passed through); for any other provider the gateway
 /// estimates (about four characters per token) and says so with
 /// `x-modelgate-estimated: true`. Counting is not billed or logged.
@@ -467,7 +469,7 @@ pub async fn count_tokens(
         );
         let anthropic = order
             .iter()
-            .find(|c| c.deployment.provider == ProviderKind::Anthropic);
+            .find(|c| c.deployment.speaks_messages(&c.deployment.upstream_model));
         if let Some(c) = anthropic {
             let target = Target {
                 deployment: c.deployment.clone(),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Gateway, sse_data, stream_text};
+use common::{Gateway, named_events, sse_data, stream_text};
 use modelgate_testkit::{
     End, MockUpstream, Reply, Split, gemini_error, gemini_rate_limit_error, gemini_stream,
     gemini_stream_events,
@@ -760,25 +760,6 @@ async fn gemini_has_no_embeddings() {
     assert!(up.requests().is_empty());
 }
 
-/// `(event name, data)` pairs of an Anthropic SSE body.
-fn anthropic_events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = String::new();
-            let mut data = String::new();
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            (name, serde_json::from_str(&data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn anthropic_messages_front_door_over_gemini() {
     let up = MockUpstream::start().await;
@@ -850,7 +831,7 @@ async fn anthropic_messages_front_door_over_gemini() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let events = anthropic_events(&r.text().await.unwrap());
+    let events = named_events(&r.text().await.unwrap());
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));

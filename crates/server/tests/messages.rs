@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Gateway;
+use common::{Gateway, named_events};
 use modelgate_testkit::{MockUpstream, Reply, Split, openai_stream};
 use serde_json::{Value, json};
 
@@ -21,25 +21,6 @@ models:
 "#,
         up.url()
     )
-}
-
-/// `(event name, data)` pairs of an Anthropic SSE body.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = String::new();
-            let mut data = String::new();
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            (name, serde_json::from_str(&data).unwrap())
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -133,7 +114,7 @@ async fn a_stream_becomes_messages_events_whatever_the_split() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let evs = events(&r.text().await.unwrap());
+    let evs = named_events(&r.text().await.unwrap());
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
@@ -227,7 +208,7 @@ async fn the_mock_provider_serves_messages_too() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let evs = events(&r.text().await.unwrap());
+    let evs = named_events(&r.text().await.unwrap());
     let text: String = evs
         .iter()
         .filter(|(n, _)| n == "content_block_delta")
@@ -313,8 +294,8 @@ async fn an_anthropic_stream_passes_through_event_by_event() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-    let got = events(&r.text().await.unwrap());
-    let want = events(&upstream_events.concat());
+    let got = named_events(&r.text().await.unwrap());
+    let want = named_events(&upstream_events.concat());
     assert_eq!(got, want);
     let rec = gw.record(&rid).await;
     assert_eq!((rec.input_tokens, rec.output_tokens), (12, 2));
@@ -487,7 +468,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
         .send()
         .await
         .unwrap();
-    let evs = events(&r.text().await.unwrap());
+    let evs = named_events(&r.text().await.unwrap());
     let text: String = evs
         .iter()
         .filter_map(|(_, d)| d["delta"]["text"].as_str())
@@ -506,7 +487,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
         .send()
         .await
         .unwrap();
-    let evs = events(&r.text().await.unwrap());
+    let evs = named_events(&r.text().await.unwrap());
     let pieces: Vec<&str> = evs
         .iter()
         .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
@@ -689,7 +670,7 @@ async fn the_mock_provider_streams_tool_calls_and_usage_through_messages() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let evs = events(&r.text().await.unwrap());
+    let evs = named_events(&r.text().await.unwrap());
     let start = evs
         .iter()
         .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")

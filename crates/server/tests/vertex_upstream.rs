@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Gateway, sse_data, stream_text};
+use common::{Gateway, named_events, sse_data, stream_text};
 use modelgate_testkit::vertex::{TOKEN_PATH, VERTEX_ANTHROPIC_VERSION, service_account_json};
 use modelgate_testkit::{MockUpstream, Reply, gemini_error};
 use serde_json::{Value, json};
@@ -165,18 +165,132 @@ async fn claude_on_vertex_uses_raw_predict_with_the_vertex_version() {
     assert_eq!(rec.path, format!("{CLAUDE}:streamRawPredict"));
     assert_eq!(rec.json()["stream"], true);
     assert_eq!(up.token_requests(), 1);
+}
 
-    // The Anthropic front door reaches Claude on Vertex through the chat path.
+#[tokio::test]
+async fn the_anthropic_front_door_passes_claude_on_vertex_through_natively() {
+    let up = MockUpstream::start().await;
+    let key = KeyFile::new(&up);
+    let gw = Gateway::start(&config(&up, &key), &[]).await;
+    let mut canned = modelgate_testkit::anthropic_message("Natively.");
+    canned["content"].as_array_mut().unwrap().insert(
+        0,
+        json!({"type": "thinking", "thinking": "Hm.", "signature": "Sig0=="}),
+    );
+    canned["future_field"] = json!({"kept": true});
+    up.push(&format!("{CLAUDE}:rawPredict"), Reply::json(canned.clone()));
+    let request = json!({
+        "model": "sonnet", "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "system": [{"type": "text", "text": "Long policy...", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Greeting.", "signature": "EqQBCkgIARABGAIiQL"},
+                {"type": "text", "text": "Hello!"}
+            ]},
+            {"role": "user", "content": [{"type": "text", "text": "Again", "cache_control": {"type": "ephemeral"}}]}
+        ]
+    });
     let r = gw
         .post("/v1/messages")
-        .json(&json!({"model": "sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}))
+        .header("anthropic-beta", "context-1m-2025-08-07")
+        .json(&request)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, canned, "the reply passes through unchanged");
+    let sent = up.last();
+    assert_eq!(sent.path, format!("{CLAUDE}:rawPredict"));
+    // The body as written, minus `model` (in the URL), plus Vertex's version.
+    let mut expected = request.clone();
+    expected.as_object_mut().unwrap().remove("model");
+    expected["anthropic_version"] = json!(VERTEX_ANTHROPIC_VERSION);
+    assert_eq!(sent.json(), expected);
+    assert_eq!(
+        sent.header("anthropic-beta").as_deref(),
+        Some("context-1m-2025-08-07")
+    );
+    assert!(sent.header("x-api-key").is_none() && sent.header("anthropic-version").is_none());
+    assert!(bearer(&up).starts_with("Bearer ya29.mock-"));
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.provider.as_deref(), Some("vertex"));
+    assert_eq!((rec.input_tokens, rec.output_tokens), (16, 5)); // 12 + 4 read from the cache
+    assert!(
+        rec.cost_nanos.is_some(),
+        "Claude on Vertex is in the catalog"
+    );
+
+    // Streams pass through event by event, split anywhere.
+    let upstream_events = modelgate_testkit::anthropic_stream(&["Hel", "lo"]);
+    up.push(
+        &format!("{CLAUDE}:streamRawPredict"),
+        Reply::sse(upstream_events.clone(), modelgate_testkit::Split::Awkward),
+    );
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "sonnet", "max_tokens": 50, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(
+        named_events(&r.text().await.unwrap()),
+        named_events(&upstream_events.concat())
+    );
+    let sent = up.last();
+    assert_eq!(sent.path, format!("{CLAUDE}:streamRawPredict"));
+    assert_eq!(sent.json()["stream"], true);
+    let rec = gw.record(&rid).await;
+    assert_eq!((rec.input_tokens, rec.output_tokens), (12, 2));
+
+    // Vertex's errors reach the client in Anthropic's envelope.
+    up.push(
+        &format!("{CLAUDE}:rawPredict"),
+        Reply::error(
+            429,
+            gemini_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for aiplatform.googleapis.com",
+            ),
+        ),
+    );
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "sonnet", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "rate_limit_error");
+
+    // Token counting asks Vertex's count-tokens model, with the model in the body.
+    let r = gw
+        .post("/v1/messages/count_tokens")
+        .json(&json!({"model": "sonnet", "messages": [{"role": "user", "content": "How many tokens is this?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-modelgate-estimated").is_none());
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["content"][0]["text"], "Hello from Claude.");
-    assert_eq!(up.last().path, format!("{CLAUDE}:rawPredict"));
+    assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    let sent = up.last();
+    assert_eq!(
+        sent.path,
+        "/v1/projects/test-project/locations/us-central1/publishers/anthropic/models/count-tokens:rawPredict"
+    );
+    assert_eq!(sent.json()["model"], "claude-sonnet-4@20250514");
+    assert_eq!(sent.json()["anthropic_version"], VERTEX_ANTHROPIC_VERSION);
+    assert_eq!(up.token_requests(), 1);
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@
 //!   `:streamRawPredict` answer like `/v1/messages`, after checking the body
 //!   as Vertex wants it: `anthropic_version: "vertex-2023-10-16"` present and
 //!   no `model` (it is in the URL);
+//! - `POST .../publishers/anthropic/models/count-tokens:rawPredict` counts
+//!   tokens (`model` in the body, with the same `anthropic_version`);
 //! - every Vertex call needs `Authorization: Bearer <token>` with a token the
 //!   token endpoint issued or the test accepted ([`crate::MockUpstream::accept_vertex_token`]);
 //! - `POST /token` is an OAuth token endpoint: the jwt-bearer grant (the
@@ -120,14 +122,24 @@ pub(crate) fn invalid(
     if route.publisher == "google" {
         return validate::gemini_request(body).err().map(|m| err(400, &m));
     }
+    if body["anthropic_version"] != VERTEX_ANTHROPIC_VERSION {
+        return Some(err(400, "anthropic_version: must be \"vertex-2023-10-16\""));
+    }
+    if route.model == COUNT_TOKENS {
+        // Token counting names the model in the body.
+        return match (body["model"].as_str(), body["messages"].as_array()) {
+            (Some(m), Some(msgs)) if m.starts_with("claude") && !msgs.is_empty() => None,
+            _ => Some(err(
+                400,
+                "count-tokens: `model` (a Claude model) and non-empty `messages` are required",
+            )),
+        };
+    }
     if body.get("model").is_some() {
         return Some(err(
             400,
             "test kit: `model` belongs in the URL, not the body",
         ));
-    }
-    if body["anthropic_version"] != VERTEX_ANTHROPIC_VERSION {
-        return Some(err(400, "anthropic_version: must be \"vertex-2023-10-16\""));
     }
     if body["stream"].as_bool().unwrap_or(false) != route.stream {
         return Some(err(
@@ -149,8 +161,17 @@ pub(crate) fn invalid(
     })
 }
 
+/// The model id Vertex AI counts Claude tokens at
+/// (`.../publishers/anthropic/models/count-tokens:rawPredict`).
+pub const COUNT_TOKENS: &str = "count-tokens";
+
 /// The canned answer for a valid request.
 pub(crate) fn default_reply(route: &Route, body: &Value) -> Reply {
+    if route.model == COUNT_TOKENS {
+        // About four characters a token, like the real tokenizer's order.
+        let chars = body["messages"].to_string().len() + body["system"].to_string().len();
+        return Reply::json(json!({ "input_tokens": chars.div_ceil(4) }));
+    }
     if route.publisher == "google" {
         let g = gemini::Route {
             model: route.model.clone(),

@@ -148,6 +148,22 @@ pub fn sse_data(body: &str) -> Vec<String> {
     out.into_iter().map(|e| e.data).collect()
 }
 
+/// `(event name, data)` pairs of an SSE body with named events (Anthropic
+/// Messages, OpenAI Responses).
+pub fn named_events(body: &str) -> Vec<(String, serde_json::Value)> {
+    let mut p = modelgate_codec::sse::SseParser::new();
+    let mut out = vec![];
+    p.push(body.as_bytes(), &mut out);
+    p.finish(&mut out);
+    out.into_iter()
+        .map(|e| {
+            let data = serde_json::from_str(&e.data)
+                .unwrap_or_else(|err| panic!("event data is not JSON ({err}): {}", e.data));
+            (e.event.unwrap_or_default(), data)
+        })
+        .collect()
+}
+
 /// Concatenated `delta.content` of OpenAI chunks.
 pub fn stream_text(data: &[String]) -> String {
     data.iter()
