@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod time;
+
 /// Money in nano-dollars (1 USD = 1_000_000_000). Integer so sums are exact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Nanos(pub i64);

@@ -296,49 +296,12 @@ pub fn parse_time(v: &Value, param: &str) -> Result<i64, ApiError> {
     }
 }
 
+/// Unix seconds, or an RFC 3339 timestamp, in milliseconds.
 fn parse_rfc3339(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<i64>() {
         return secs.checked_mul(1000);
     }
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let oh = o.get(1..3)?.parse::<i64>().ok()?;
-            let om = o.get(4..6)?.parse::<i64>().ok()?;
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    let days = modelgate_policy::budget::days_from_civil(y, mo as u32, d as u32);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset) * 1000)
+    modelgate_core::time::parse_rfc3339_ms(s).map(|ms| ms - ms.rem_euclid(1000))
 }
 
 /// Who is creating or changing a key, for the "no more rights than its own" rule.
