@@ -23,7 +23,8 @@ use modelgate_config::Secret;
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
-use tokio::time::Instant;
+
+use crate::credentials::Refreshing;
 
 /// The scope Vertex AI calls need.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -34,29 +35,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Lifetime asked for in the JWT assertion (Google's maximum).
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
 
-/// Why no token could be had. Messages never contain the key, the token or
-/// the token endpoint's body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
-    /// The credentials file is missing, unreadable or not understood.
-    Credentials(String),
-    /// The token endpoint refused (HTTP status) or answered nonsense.
-    Refused {
-        status: Option<u16>,
-        message: String,
-    },
-    /// The token endpoint could not be reached.
-    Unavailable(String),
-}
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuthError::Credentials(m) | AuthError::Unavailable(m) => f.write_str(m),
-            AuthError::Refused { message, .. } => f.write_str(message),
-        }
-    }
-}
+pub use crate::credentials::AuthError;
 
 /// A parsed credentials file.
 #[derive(Clone)]
@@ -327,14 +306,6 @@ pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
     (!der.is_empty()).then_some(der)
 }
 
-/// A cached token.
-#[derive(Clone)]
-struct Cached {
-    token: Secret,
-    /// Refresh from this instant on.
-    stale_at: Instant,
-}
-
 /// Where tokens come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Origin {
@@ -351,10 +322,7 @@ const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts
 /// refreshed on demand, one refresh at a time.
 pub struct TokenSource {
     origin: Origin,
-    cached: Mutex<Option<Cached>>,
-    refresh: tokio::sync::Mutex<()>,
-    /// Token requests made (for tests and metrics).
-    fetches: std::sync::atomic::AtomicU64,
+    cache: Refreshing<Secret>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -381,59 +349,34 @@ impl TokenSource {
     fn with_origin(origin: Origin) -> TokenSource {
         TokenSource {
             origin,
-            cached: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
+            cache: Refreshing::new(),
         }
     }
 
     /// How many token requests were made.
     pub fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn fresh(&self, now: Instant) -> Option<Secret> {
-        let guard = self.cached.lock().ok()?;
-        guard
-            .as_ref()
-            .filter(|c| now < c.stale_at)
-            .map(|c| c.token.clone())
+        self.cache.fetches()
     }
 
     /// Forgets `token` if it is the cached one (the upstream refused it: it
     /// was revoked, or the clock is off), so the next call fetches a new one.
     pub fn invalidate(&self, token: &Secret) {
-        if let Ok(mut guard) = self.cached.lock()
-            && guard.as_ref().is_some_and(|c| c.token == *token)
-        {
-            *guard = None;
-        }
+        self.cache.invalidate_if(|t| t == token);
     }
 
-    /// A valid token: the cached one, else a new one from the token endpoint.
+    /// A valid token: the cached one, else a new one from the token endpoint
+    /// (used until [`REFRESH_MARGIN`] before it expires).
     pub async fn token(
         &self,
         client: &reqwest::Client,
         timeout: Duration,
     ) -> Result<Secret, AuthError> {
-        if let Some(t) = self.fresh(Instant::now()) {
-            return Ok(t);
-        }
-        // One refresh at a time; whoever waited finds the new token cached.
-        let _refreshing = self.refresh.lock().await;
-        if let Some(t) = self.fresh(Instant::now()) {
-            return Ok(t);
-        }
-        let started = Instant::now();
-        let (token, lifetime) = self.fetch(client, timeout).await?;
-        let stale_at = started + lifetime.saturating_sub(REFRESH_MARGIN);
-        if let Ok(mut guard) = self.cached.lock() {
-            *guard = Some(Cached {
-                token: token.clone(),
-                stale_at,
-            });
-        }
-        Ok(token)
+        self.cache
+            .get(|| async {
+                let (token, lifetime) = self.fetch(client, timeout).await?;
+                Ok((token, lifetime.saturating_sub(REFRESH_MARGIN)))
+            })
+            .await
     }
 
     async fn fetch(
@@ -460,8 +403,6 @@ impl TokenSource {
                     .body(form_urlencode(&form))
             }
         };
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let exchange = async {
             let resp = req
                 .send()
@@ -805,12 +746,14 @@ mod tests {
         // Past the refresh point (now + 3600 s - 60 s) the cache is stale.
         assert!(
             source
-                .fresh(Instant::now() + Duration::from_secs(3539))
+                .cache
+                .fresh(tokio::time::Instant::now() + Duration::from_secs(3539))
                 .is_some()
         );
         assert!(
             source
-                .fresh(Instant::now() + Duration::from_secs(3541))
+                .cache
+                .fresh(tokio::time::Instant::now() + Duration::from_secs(3541))
                 .is_none()
         );
     }

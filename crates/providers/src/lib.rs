@@ -13,6 +13,7 @@
 //! upstream connection, which is how a client disconnect cancels upstream work.
 
 mod bedrock;
+pub mod credentials;
 pub mod google_auth;
 pub mod mock;
 mod stream;
