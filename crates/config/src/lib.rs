@@ -574,22 +574,108 @@ pub fn vertex_default_base(location: &str) -> String {
 
 /// What a Bedrock deployment needs beyond the common fields. The credential
 /// is either the deployment's `api_key` (a Bedrock API key, sent as
-/// `Authorization: Bearer`) or [`BedrockConfig::aws_credentials`] (every
-/// request signed with SigV4); validation guarantees exactly one of them.
+/// `Authorization: Bearer`) or [`BedrockConfig::aws`] (every request signed
+/// with SigV4); validation guarantees exactly one of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedrockConfig {
     /// The region requests are signed for (`us-east-1`). Empty only when a
     /// Bedrock API key is used with an explicit `base_url` and no region is
     /// known: bearer requests are not signed.
     pub region: String,
-    /// AWS credentials for SigV4; `None` when the deployment's `api_key` is used.
-    pub aws_credentials: Option<AwsCredentials>,
+    /// Where AWS credentials for SigV4 come from; `None` when the
+    /// deployment's `api_key` is used.
+    pub aws: Option<AwsAuth>,
+    /// A role to assume (STS `AssumeRole`) with those credentials; requests
+    /// are signed with the role's temporary credentials.
+    pub assume_role: Option<AssumeRole>,
     /// `inferenceConfig.maxTokens` when the client sets no limit; `None`
     /// leaves the model's own default (only `default_max_tokens` in the file
     /// sets it).
     pub default_max_tokens: Option<u32>,
     /// Sent as `additionalModelRequestFields` on every request.
     pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl BedrockConfig {
+    /// The fixed credentials requests are signed with, when nothing has to
+    /// be fetched at run time (no chain, no role to assume).
+    pub fn static_credentials(&self) -> Option<&AwsCredentials> {
+        match (&self.aws, &self.assume_role) {
+            (Some(AwsAuth::Static(c)), None) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Where a deployment's AWS credentials come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AwsAuth {
+    /// Fixed keys: from the file (`aws_access_key_id`, ...) or the
+    /// environment (`AWS_ACCESS_KEY_ID`, ...).
+    Static(AwsCredentials),
+    /// The AWS SDKs' default credential chain, resolved (and refreshed
+    /// before the credentials expire) at run time.
+    Chain(AwsChain),
+}
+
+/// The AWS default credential chain as the environment configures it
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/standardized-credentials.html>).
+/// Tried in order: the profile in the shared config files, web identity,
+/// the container credentials endpoint, the EC2 instance metadata service.
+/// Keys in the environment never get here: they are [`AwsAuth::Static`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsChain {
+    /// `aws_profile`, else `AWS_PROFILE`, else `default`.
+    pub profile: String,
+    /// The profile was named: when the files do not have it, that is an
+    /// error rather than a reason to try the next source.
+    pub profile_named: bool,
+    /// `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials_file: Option<PathBuf>,
+    /// `AWS_CONFIG_FILE`, else `~/.aws/config`.
+    pub config_file: Option<PathBuf>,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (EKS IRSA and other
+    /// OIDC federations).
+    pub web_identity: Option<WebIdentity>,
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI` (ECS tasks,
+    /// EKS Pod Identity).
+    pub container: Option<ContainerEndpoint>,
+    /// The instance metadata service's base URL (IMDSv2);
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://169.254.169.254`;
+    /// `None` when `AWS_EC2_METADATA_DISABLED=true`.
+    pub imds: Option<String>,
+    /// STS for web identity and roles in profiles:
+    /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the region's.
+    pub sts_endpoint: String,
+}
+
+/// Credentials from `AssumeRoleWithWebIdentity` with a token file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebIdentity {
+    /// Re-read at every refresh (the token rotates).
+    pub token_file: PathBuf,
+    pub role_arn: String,
+    pub session_name: String,
+}
+
+/// The container credentials endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerEndpoint {
+    pub url: String,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`, sent as `Authorization`.
+    pub auth_token: Option<Secret>,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`, read at every refresh.
+    pub auth_token_file: Option<PathBuf>,
+}
+
+/// An IAM role to assume with STS `AssumeRole`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub session_name: String,
+    pub external_id: Option<String>,
+    /// Where `AssumeRole` is called.
+    pub sts_endpoint: String,
 }
 
 /// Long-term or temporary AWS credentials. All parts are secrets: the key id

@@ -156,6 +156,17 @@ pub struct RawDeployment {
     pub aws_secret_access_key: Option<String>,
     /// Bedrock: session token of temporary AWS credentials.
     pub aws_session_token: Option<String>,
+    /// Bedrock: the profile of the shared AWS files (`~/.aws/config`,
+    /// `~/.aws/credentials`) to take credentials from. Default:
+    /// `AWS_PROFILE`, then `default`.
+    pub aws_profile: Option<String>,
+    /// Bedrock: an IAM role to assume (STS `AssumeRole`) with the
+    /// deployment's AWS credentials; requests are signed as that role.
+    pub aws_role_arn: Option<String>,
+    /// Bedrock: the session name for `aws_role_arn` (default `modelgate`).
+    pub aws_role_session_name: Option<String>,
+    /// Bedrock: the external id the role's trust policy asks for.
+    pub aws_external_id: Option<String>,
     /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
     /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
     pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,
@@ -263,6 +274,17 @@ pub struct RawModel {
     pub aws_secret_access_key: Option<String>,
     /// Bedrock: session token of temporary AWS credentials.
     pub aws_session_token: Option<String>,
+    /// Bedrock: the profile of the shared AWS files (`~/.aws/config`,
+    /// `~/.aws/credentials`) to take credentials from. Default:
+    /// `AWS_PROFILE`, then `default`.
+    pub aws_profile: Option<String>,
+    /// Bedrock: an IAM role to assume (STS `AssumeRole`) with the
+    /// deployment's AWS credentials; requests are signed as that role.
+    pub aws_role_arn: Option<String>,
+    /// Bedrock: the session name for `aws_role_arn` (default `modelgate`).
+    pub aws_role_session_name: Option<String>,
+    /// Bedrock: the external id the role's trust policy asks for.
+    pub aws_external_id: Option<String>,
     /// Bedrock: model-specific parameters sent as `additionalModelRequestFields`
     /// on every request (e.g. `{thinking: {type: enabled, budget_tokens: 4096}}`).
     pub additional_model_request_fields: Option<serde_json::Map<String, serde_json::Value>>,

@@ -15,11 +15,12 @@ use crate::raw::{
     RawStore, RawTracing,
 };
 use crate::{
-    ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, AwsCredentials, BedrockConfig,
-    Config, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH,
-    Deployment, Env, Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind,
-    RetryPolicy, RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts, VertexAuth,
-    VertexConfig, VertexPublisher,
+    ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, AssumeRole, AwsAuth, AwsChain,
+    AwsCredentials, BedrockConfig, Config, ContainerEndpoint, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
+    Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy,
+    RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts, VertexAuth, VertexConfig,
+    VertexPublisher, WebIdentity,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -551,6 +552,10 @@ fn validate_deployment(
                 ("aws_access_key_id", m.aws_access_key_id.is_some()),
                 ("aws_secret_access_key", m.aws_secret_access_key.is_some()),
                 ("aws_session_token", m.aws_session_token.is_some()),
+                ("aws_profile", m.aws_profile.is_some()),
+                ("aws_role_arn", m.aws_role_arn.is_some()),
+                ("aws_role_session_name", m.aws_role_session_name.is_some()),
+                ("aws_external_id", m.aws_external_id.is_some()),
                 (
                     "additional_model_request_fields",
                     m.additional_model_request_fields.is_some(),
@@ -811,10 +816,134 @@ fn aws_credentials_from_env(env: &dyn Env) -> Option<AwsCredentials> {
     })
 }
 
+/// The AWS default credential chain as the environment configures it, for
+/// signing in `region`. A profile named in the file wins over `AWS_PROFILE`.
+fn aws_chain_from_env(
+    env: &dyn Env,
+    region: &str,
+    profile: Option<&str>,
+    errs: &mut Errors,
+) -> AwsChain {
+    let named = profile
+        .map(str::to_owned)
+        .or_else(|| non_empty(env.var("AWS_PROFILE")))
+        .or_else(|| non_empty(env.var("AWS_DEFAULT_PROFILE")));
+    let home = non_empty(env.var("HOME")).map(PathBuf::from);
+    let file = |var: &str, name: &str| {
+        non_empty(env.var(var))
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+    };
+    let web_identity = match (
+        non_empty(env.var("AWS_WEB_IDENTITY_TOKEN_FILE")),
+        non_empty(env.var("AWS_ROLE_ARN")),
+    ) {
+        (Some(token_file), Some(role_arn)) => Some(WebIdentity {
+            token_file: PathBuf::from(token_file),
+            role_arn,
+            session_name: non_empty(env.var("AWS_ROLE_SESSION_NAME"))
+                .unwrap_or_else(|| DEFAULT_AWS_SESSION_NAME.to_owned()),
+        }),
+        (Some(_), None) => {
+            errs.push(
+                "AWS_ROLE_ARN",
+                "is required with AWS_WEB_IDENTITY_TOKEN_FILE",
+            );
+            None
+        }
+        _ => None,
+    };
+    let container_url = match (
+        non_empty(env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")),
+        non_empty(env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI")),
+    ) {
+        (Some(rel), _) => Some(format!("http://169.254.170.2{rel}")),
+        (None, Some(full)) => {
+            if container_endpoint_allowed(&full) {
+                Some(full)
+            } else {
+                errs.push(
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    format!(
+                        "{full:?} must be https, or http to a loopback address or the ECS/EKS \
+                         credential addresses (169.254.170.2, 169.254.170.23)"
+                    ),
+                );
+                None
+            }
+        }
+        (None, None) => None,
+    };
+    let container = container_url.map(|url| ContainerEndpoint {
+        url,
+        auth_token: non_empty(env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN")).map(Secret::new),
+        auth_token_file: non_empty(env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
+            .map(PathBuf::from),
+    });
+    let imds_disabled = env
+        .var("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let imds = (!imds_disabled).then(|| {
+        non_empty(env.var("AWS_EC2_METADATA_SERVICE_ENDPOINT")).map_or_else(
+            || "http://169.254.169.254".to_owned(),
+            |u| u.trim_end_matches('/').to_owned(),
+        )
+    });
+    AwsChain {
+        profile: named.clone().unwrap_or_else(|| "default".to_owned()),
+        profile_named: named.is_some(),
+        credentials_file: file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        config_file: file("AWS_CONFIG_FILE", "config"),
+        web_identity,
+        container,
+        imds,
+        sts_endpoint: sts_endpoint(env, region),
+    }
+}
+
+/// The session name roles are assumed under unless one is configured.
+const DEFAULT_AWS_SESSION_NAME: &str = "modelgate";
+
+/// STS: `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the region's
+/// endpoint (regional STS, as the SDKs now default to).
+fn sts_endpoint(env: &dyn Env, region: &str) -> String {
+    non_empty(env.var("AWS_ENDPOINT_URL_STS"))
+        .or_else(|| non_empty(env.var("AWS_ENDPOINT_URL")))
+        .map_or_else(
+            || format!("https://sts.{region}.amazonaws.com"),
+            |u| u.trim_end_matches('/').to_owned(),
+        )
+}
+
+/// The SDKs accept a full container credentials URI only over https, or to
+/// a loopback address or the ECS/EKS agents' link-local addresses.
+fn container_endpoint_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    matches!(
+        host,
+        "localhost" | "169.254.170.2" | "169.254.170.23" | "fd00:ec2::23"
+    ) || host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The Bedrock part of a deployment. Credentials, first match wins:
 /// `api_key` / `api_key_env` (a Bedrock API key); `aws_access_key_id` +
-/// `aws_secret_access_key` (+ `aws_session_token`); `AWS_BEARER_TOKEN_BEDROCK`;
-/// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`).
+/// `aws_secret_access_key` (+ `aws_session_token`); `aws_profile` (the
+/// default chain with that profile); `AWS_BEARER_TOKEN_BEDROCK`;
+/// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
+/// the default chain (shared files, web identity, container, instance
+/// metadata). `aws_role_arn` is then assumed with those AWS credentials.
 /// A key found in the environment is put in `api_key`. Region: `region`, the
 /// region in `base_url`'s host, `AWS_REGION`, `AWS_DEFAULT_REGION`.
 fn validate_bedrock(
@@ -836,17 +965,33 @@ fn validate_bedrock(
             format!("{r:?} is not an AWS region (e.g. us-east-1)"),
         );
     }
+    let signing_region = region.clone().unwrap_or_default();
     let key_in_file = m.api_key.is_some() || m.api_key_env.is_some();
-    let aws_in_file = m.aws_access_key_id.is_some()
+    let keys_in_file = m.aws_access_key_id.is_some()
         || m.aws_secret_access_key.is_some()
         || m.aws_session_token.is_some();
+    let profile = match m.aws_profile.as_deref().map(str::trim) {
+        Some("") => {
+            errs.push(format!("{path}.aws_profile"), "must not be empty");
+            None
+        }
+        p => p,
+    };
+    let aws_in_file = keys_in_file || profile.is_some() || m.aws_role_arn.is_some();
     let aws = if key_in_file && aws_in_file {
         errs.push(
-            format!("{path}.aws_access_key_id"),
-            "set either api_key / api_key_env (a Bedrock API key) or AWS credentials, not both",
+            format!("{path}.api_key"),
+            "set either api_key / api_key_env (a Bedrock API key) or AWS credentials \
+             (aws_access_key_id, aws_profile, aws_role_arn), not both",
         );
         None
-    } else if aws_in_file {
+    } else if keys_in_file {
+        if profile.is_some() {
+            errs.push(
+                format!("{path}.aws_profile"),
+                "set either aws_access_key_id / aws_secret_access_key or aws_profile, not both",
+            );
+        }
         let id = non_empty(m.aws_access_key_id.clone());
         let secret = non_empty(m.aws_secret_access_key.clone());
         if id.is_none() {
@@ -861,26 +1006,70 @@ fn validate_bedrock(
                 "is required (and not empty) with aws_access_key_id or aws_session_token",
             );
         }
-        Some(AwsCredentials {
+        Some(AwsAuth::Static(AwsCredentials {
             access_key_id: Secret::new(id?),
             secret_access_key: Secret::new(secret?),
             session_token: non_empty(m.aws_session_token.clone()).map(Secret::new),
-        })
+        }))
+    } else if profile.is_some() {
+        Some(AwsAuth::Chain(aws_chain_from_env(
+            env,
+            &signing_region,
+            profile,
+            errs,
+        )))
     } else if key_in_file {
         None
-    } else if let Some(token) = non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK")) {
+    } else if m.aws_role_arn.is_none()
+        && let Some(token) = non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK"))
+    {
         *api_key = Some(Secret::new(token));
         None
     } else if let Some(creds) = aws_credentials_from_env(env) {
-        Some(creds)
+        Some(AwsAuth::Static(creds))
     } else {
-        errs.push(
-            format!("{path}.api_key"),
-            "provider bedrock needs credentials: api_key or api_key_env (a Bedrock API key), \
-             aws_access_key_id and aws_secret_access_key, or AWS_BEARER_TOKEN_BEDROCK or \
-             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
-        );
-        None
+        Some(AwsAuth::Chain(aws_chain_from_env(
+            env,
+            &signing_region,
+            None,
+            errs,
+        )))
+    };
+    let assume_role = match m.aws_role_arn.as_deref().map(str::trim) {
+        None => {
+            for (field, set) in [
+                ("aws_role_session_name", m.aws_role_session_name.is_some()),
+                ("aws_external_id", m.aws_external_id.is_some()),
+            ] {
+                if set {
+                    errs.push(format!("{path}.{field}"), "only applies with aws_role_arn");
+                }
+            }
+            None
+        }
+        Some(arn) if !arn.starts_with("arn:") || arn.split(':').count() < 6 => {
+            errs.push(
+                format!("{path}.aws_role_arn"),
+                format!("{arn:?} is not a role ARN (arn:aws:iam::<account>:role/<name>)"),
+            );
+            None
+        }
+        Some(arn) => Some(AssumeRole {
+            role_arn: arn.to_owned(),
+            session_name: match m.aws_role_session_name.as_deref().map(str::trim) {
+                None => DEFAULT_AWS_SESSION_NAME.to_owned(),
+                Some(n) if valid_session_name(n) => n.to_owned(),
+                Some(n) => {
+                    errs.push(
+                        format!("{path}.aws_role_session_name"),
+                        format!("{n:?} must be 2 to 64 characters of A-Z a-z 0-9 =,.@-_"),
+                    );
+                    String::new()
+                }
+            },
+            external_id: non_empty(m.aws_external_id.clone()),
+            sts_endpoint: sts_endpoint(env, &signing_region),
+        }),
     };
     // The default endpoint is built from the region, and SigV4 signs for one.
     let region = match region {
@@ -903,7 +1092,8 @@ fn validate_bedrock(
     };
     Some(BedrockConfig {
         region,
-        aws_credentials: aws,
+        aws,
+        assume_role,
         default_max_tokens: m
             .default_max_tokens
             .filter(|n| *n > 0)
@@ -913,6 +1103,13 @@ fn validate_bedrock(
             .clone()
             .filter(|f| !f.is_empty()),
     })
+}
+
+/// An STS `RoleSessionName`: 2-64 of `[\w+=,.@-]`.
+fn valid_session_name(n: &str) -> bool {
+    (2..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
 }
 
 /// A Vertex AI location as endpoints use it (`us-central1`, `global`).
@@ -1179,6 +1376,10 @@ fn validate_alias(
                 aws_access_key_id: m.aws_access_key_id.clone(),
                 aws_secret_access_key: m.aws_secret_access_key.clone(),
                 aws_session_token: m.aws_session_token.clone(),
+                aws_profile: m.aws_profile.clone(),
+                aws_role_arn: m.aws_role_arn.clone(),
+                aws_role_session_name: m.aws_role_session_name.clone(),
+                aws_external_id: m.aws_external_id.clone(),
                 additional_model_request_fields: m.additional_model_request_fields.clone(),
                 project: m.project.clone(),
                 location: m.location.clone(),
@@ -1705,7 +1906,10 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
 /// `bedrock/<model id>` from the AWS SDKs' variables: a region
 /// (`AWS_REGION`, else `AWS_DEFAULT_REGION`) and credentials
 /// (`AWS_BEARER_TOKEN_BEDROCK`, else `AWS_ACCESS_KEY_ID` +
-/// `AWS_SECRET_ACCESS_KEY` [+ `AWS_SESSION_TOKEN`]). The endpoint is
+/// `AWS_SECRET_ACCESS_KEY` [+ `AWS_SESSION_TOKEN`], else the default chain:
+/// shared files, web identity, container, instance metadata — as the SDKs
+/// do, a region is enough to serve the prefix; a request finds out whether
+/// the chain has credentials). The endpoint is
 /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, else `AWS_ENDPOINT_URL`, else the
 /// region's, as the SDKs resolve it
 /// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
@@ -1713,10 +1917,6 @@ fn bedrock_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> 
     let (region_var, region) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .into_iter()
         .find_map(|v| non_empty(env.var(v)).map(|r| (v, r)))?;
-    let (api_key, aws) = match non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK")) {
-        Some(token) => (Some(Secret::new(token)), None),
-        None => (None, Some(aws_credentials_from_env(env)?)),
-    };
     if !valid_region(&region) {
         errs.push(
             region_var,
@@ -1724,6 +1924,16 @@ fn bedrock_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> 
         );
         return None;
     }
+    let (api_key, aws) = match non_empty(env.var("AWS_BEARER_TOKEN_BEDROCK")) {
+        Some(token) => (Some(Secret::new(token)), None),
+        None => (
+            None,
+            Some(match aws_credentials_from_env(env) {
+                Some(c) => AwsAuth::Static(c),
+                None => AwsAuth::Chain(aws_chain_from_env(env, &region, None, errs)),
+            }),
+        ),
+    };
     let endpoint = ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"]
         .into_iter()
         .find_map(|v| non_empty(env.var(v)).map(|u| (v, u)));
@@ -1740,7 +1950,8 @@ fn bedrock_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> 
     let mut d = template("bedrock", ProviderKind::Bedrock, base, api_key);
     d.bedrock = Some(BedrockConfig {
         region,
-        aws_credentials: aws,
+        aws,
+        assume_role: None,
         default_max_tokens: None,
         additional_model_request_fields: None,
     });
@@ -2130,7 +2341,7 @@ deployments:
             signed.base_url,
             "https://bedrock-runtime.eu-west-1.amazonaws.com"
         );
-        let aws = b.aws_credentials.as_ref().unwrap();
+        let aws = b.static_credentials().unwrap();
         assert_eq!(aws.access_key_id.expose(), "AKIAFILE");
         assert_eq!(aws.secret_access_key.expose(), "file-secret");
         assert_eq!(aws.session_token.as_ref().unwrap().expose(), "tok");
@@ -2143,16 +2354,16 @@ deployments:
         let keyed = by("keyed");
         assert_eq!(keyed.api_key.as_ref().unwrap().expose(), "ABSK-file");
         let kb = keyed.bedrock.as_ref().unwrap();
-        assert!(kb.aws_credentials.is_none());
+        assert!(kb.aws.is_none());
         assert_eq!(kb.region, "us-west-2");
         assert_eq!(kb.default_max_tokens, None);
         let ambient = by("ambient");
         let ab = ambient.bedrock.as_ref().unwrap();
         assert_eq!(
-            ab.aws_credentials.as_ref().unwrap().access_key_id.expose(),
+            ab.static_credentials().unwrap().access_key_id.expose(),
             "AKIAENV"
         );
-        assert!(ab.aws_credentials.as_ref().unwrap().session_token.is_none());
+        assert!(ab.static_credentials().unwrap().session_token.is_none());
         // The endpoint's own region wins over AWS_REGION.
         let vpce = by("vpce");
         assert_eq!(vpce.bedrock.as_ref().unwrap().region, "ap-south-1");
@@ -2181,8 +2392,150 @@ deployments:
         .unwrap();
         let d = &c.models["n"].deployments[0];
         assert_eq!(d.api_key.as_ref().unwrap().expose(), "ABSK-env");
-        assert!(d.bedrock.as_ref().unwrap().aws_credentials.is_none());
+        assert!(d.bedrock.as_ref().unwrap().aws.is_none());
         assert_eq!(d.bedrock.as_ref().unwrap().region, "us-east-1");
+    }
+
+    #[test]
+    fn bedrock_without_keys_uses_the_default_chain_and_roles() {
+        let yaml = r#"
+deployments:
+  - { name: chain, provider: bedrock, model: m }
+  - { name: prof, provider: bedrock, model: m, aws_profile: prod }
+  - name: role
+    provider: bedrock
+    model: m
+    aws_access_key_id: AKIAFILE
+    aws_secret_access_key: s
+    aws_role_arn: arn:aws:iam::123456789012:role/bedrock-invoke
+    aws_role_session_name: gw-1
+    aws_external_id: ext
+  - { name: chainrole, provider: bedrock, model: m, aws_role_arn: "arn:aws:iam::1:role/r" }
+"#;
+        let env = MapEnv::from_pairs([
+            ("AWS_REGION", "eu-west-3"),
+            ("HOME", "/home/gw"),
+            ("AWS_CONFIG_FILE", "/etc/aws/config"),
+            ("AWS_PROFILE", "dev"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/irsa"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/abc",
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "/var/run/pod-identity",
+            ),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/sts/"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "ABSK-not-for-roles"),
+        ]);
+        let c = Config::load(Some(yaml), &env).unwrap();
+        let by = |n: &str| {
+            c.deployments
+                .iter()
+                .find(|d| d.name == n)
+                .unwrap()
+                .bedrock
+                .clone()
+                .unwrap()
+        };
+        let chain = |b: &BedrockConfig| match &b.aws {
+            Some(AwsAuth::Chain(ch)) => ch.clone(),
+            other => panic!("not a chain: {other:?}"),
+        };
+        // With no key in the file and none in the environment, a Bedrock API
+        // key there is still used for a plain deployment...
+        let ch = by("chain");
+        assert!(ch.aws.is_none(), "AWS_BEARER_TOKEN_BEDROCK wins");
+        // ...but a profile or a role needs AWS credentials: the chain.
+        let p = chain(&by("prof"));
+        assert_eq!((p.profile.as_str(), p.profile_named), ("prod", true));
+        assert_eq!(p.config_file, Some(PathBuf::from("/etc/aws/config")));
+        assert_eq!(
+            p.credentials_file,
+            Some(PathBuf::from("/home/gw/.aws/credentials"))
+        );
+        let wi = p.web_identity.unwrap();
+        assert_eq!(wi.role_arn, "arn:aws:iam::1:role/irsa");
+        assert_eq!(wi.session_name, "modelgate");
+        let ct = p.container.unwrap();
+        assert_eq!(ct.url, "http://169.254.170.2/v2/credentials/abc");
+        assert_eq!(
+            ct.auth_token_file,
+            Some(PathBuf::from("/var/run/pod-identity"))
+        );
+        assert_eq!(p.imds.as_deref(), Some("http://169.254.169.254"));
+        assert_eq!(p.sts_endpoint, "http://127.0.0.1:9/sts");
+        let r = by("role");
+        assert!(matches!(r.aws, Some(AwsAuth::Static(_))));
+        assert!(r.static_credentials().is_none(), "a role is assumed first");
+        let role = r.assume_role.unwrap();
+        assert_eq!(
+            role.role_arn,
+            "arn:aws:iam::123456789012:role/bedrock-invoke"
+        );
+        assert_eq!(role.session_name, "gw-1");
+        assert_eq!(role.external_id.as_deref(), Some("ext"));
+        // AWS_PROFILE names the chain's profile for every deployment without one.
+        let cr = by("chainrole");
+        assert_eq!(
+            (chain(&cr).profile.as_str(), chain(&cr).profile_named),
+            ("dev", true)
+        );
+        assert!(cr.assume_role.is_some());
+
+        // Nothing named anywhere: the `default` profile, skipped when absent.
+        let c = Config::load(
+            Some("models:\n  - { name: n, provider: bedrock, model: m }\n"),
+            &MapEnv::from_pairs([
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ]),
+        )
+        .unwrap();
+        let b = c.models["n"].deployments[0].bedrock.clone().unwrap();
+        let ch = chain(&b);
+        assert_eq!((ch.profile.as_str(), ch.profile_named), ("default", false));
+        assert_eq!(ch.credentials_file, None, "no HOME, no files");
+        assert_eq!(ch.imds, None);
+        assert_eq!(ch.sts_endpoint, "https://sts.us-east-1.amazonaws.com");
+
+        let bad = r#"
+models:
+  - { name: a, provider: bedrock, model: m, region: us-east-1, aws_profile: "" }
+  - { name: b, provider: bedrock, model: m, region: us-east-1, aws_profile: p, aws_access_key_id: x, aws_secret_access_key: y }
+  - { name: c, provider: bedrock, model: m, region: us-east-1, aws_role_arn: not-an-arn }
+  - { name: d, provider: bedrock, model: m, region: us-east-1, aws_external_id: e }
+  - { name: e, provider: bedrock, model: m, region: us-east-1, aws_role_arn: "arn:aws:iam::1:role/r", aws_role_session_name: "x" }
+  - { name: f, provider: bedrock, model: m, region: us-east-1, api_key: k, aws_profile: p }
+  - { name: g, provider: openai, model: m, api_key: k, aws_profile: p }
+"#;
+        let env = MapEnv::from_pairs([(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://evil.example/creds",
+        )]);
+        let text = Config::load(Some(bad), &env).unwrap_err().to_string();
+        for needle in [
+            "models[0].aws_profile: must not be empty",
+            "models[1].aws_profile: set either",
+            "models[2].aws_role_arn: \"not-an-arn\" is not a role ARN",
+            "models[3].aws_external_id: only applies with aws_role_arn",
+            "models[4].aws_role_session_name:",
+            "models[5].api_key: set either",
+            "models[6].aws_profile: only applies to provider bedrock",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI:",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(container_endpoint_allowed("http://127.0.0.1:8080/creds"));
+        assert!(container_endpoint_allowed("http://[::1]:80/creds"));
+        assert!(container_endpoint_allowed(
+            "http://169.254.170.23/v1/credentials"
+        ));
+        assert!(container_endpoint_allowed("https://creds.internal/x"));
+        assert!(!container_endpoint_allowed("http://10.0.0.1/creds"));
+        assert!(!container_endpoint_allowed("ftp://127.0.0.1/creds"));
     }
 
     #[test]
@@ -2314,7 +2667,7 @@ models:
         let yaml = r#"
 models:
   - { name: a, provider: bedrock, model: m }
-  - { name: b, provider: bedrock, model: m, region: us-east-1 }
+  - { name: b, provider: bedrock, model: m, region: us-east-1, aws_role_arn: "arn:aws:iam::1:role/r", api_key: k }
   - { name: c, provider: bedrock, model: m, region: us-east-1, api_key: k, aws_access_key_id: x, aws_secret_access_key: y }
   - { name: d, provider: bedrock, model: m, region: us-east-1, aws_secret_access_key: y }
   - { name: e, provider: bedrock, model: m, region: "US East", api_key: k }
@@ -2327,9 +2680,8 @@ models:
             .to_string();
         for needle in [
             "models[0].region: is required for provider bedrock",
-            "models[0].api_key: provider bedrock needs credentials",
-            "models[1].api_key: provider bedrock needs credentials",
-            "models[2].aws_access_key_id: set either api_key",
+            "models[1].api_key: set either api_key",
+            "models[2].api_key: set either api_key",
             "models[3].aws_access_key_id: is required",
             "models[4].region: \"US East\" is not an AWS region",
             "models[5].region: only applies to provider bedrock",
@@ -2363,8 +2715,12 @@ models:
         )
         .unwrap();
         assert!(!none.prefixes.contains_key("bedrock"), "no region");
-        let none = Config::load(None, &MapEnv::from_pairs([("AWS_REGION", "us-east-1")])).unwrap();
-        assert!(!none.prefixes.contains_key("bedrock"), "no credentials");
+        // A region alone serves the prefix over the default chain, as the SDKs do.
+        let chain = Config::load(None, &MapEnv::from_pairs([("AWS_REGION", "us-east-1")])).unwrap();
+        assert!(matches!(
+            chain.prefixes["bedrock"].bedrock.as_ref().unwrap().aws,
+            Some(AwsAuth::Chain(_))
+        ));
 
         let env = MapEnv::from_pairs([
             ("AWS_REGION", "eu-central-1"),
@@ -2382,8 +2738,7 @@ models:
         let b = d.bedrock.as_ref().unwrap();
         assert_eq!(b.region, "eu-central-1");
         assert_eq!(
-            b.aws_credentials
-                .as_ref()
+            b.static_credentials()
                 .unwrap()
                 .session_token
                 .as_ref()

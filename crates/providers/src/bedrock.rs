@@ -29,15 +29,19 @@ use futures_util::{Stream, StreamExt};
 use modelgate_api::openai::ChatRequest;
 use modelgate_codec::eventstream::EventStreamDecoder;
 use modelgate_codec::{CodecError, UpstreamFailure, bedrock, sigv4};
-use modelgate_config::{BedrockConfig, Deployment};
+use modelgate_config::{AwsCredentials, BedrockConfig, Deployment};
 use modelgate_core::ErrorClass;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::aws_auth::AwsCredentialSource;
+use crate::credentials::AuthError;
 use crate::stream::ended_early;
 use crate::transport::redact_secrets;
 use crate::{CallContext, CallError, ChatReply, ChatStream, StreamItem, Target, Upstreams};
 
 const PROVIDER: &str = "bedrock";
+/// Longest wait for credentials resolved at run time (STS, IMDS, ...).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A failure of ours (configuration), not the upstream's.
 fn internal(message: String) -> CallError {
@@ -49,23 +53,25 @@ fn internal(message: String) -> CallError {
     })
 }
 
-/// Adds the SigV4 headers for `body` sent to `url` with `headers`.
+/// Adds the SigV4 headers for `body` sent with `method` to `url` with `headers`.
 fn sign(
     b: &BedrockConfig,
+    creds: &AwsCredentials,
+    method: &str,
     url: &str,
     body: &[u8],
     headers: &mut HeaderMap,
 ) -> Result<(), CallError> {
-    let Some(creds) = &b.aws_credentials else {
-        return Ok(());
-    };
     // Only headers we send unchanged are signed: the content type (whatever
     // the deployment's extra headers made it) besides host and x-amz-*.
     let content_type = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_owned();
+        .map(str::to_owned);
+    let signed_headers: &[(&str, &str)] = match &content_type {
+        Some(ct) => &[("content-type", ct)],
+        None => &[],
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -73,9 +79,9 @@ fn sign(
     let hash = sigv4::sha256_hex(body);
     let signed = sigv4::sign(
         &sigv4::SignableRequest {
-            method: "POST",
+            method,
             url,
-            headers: &[("content-type", &content_type)],
+            headers: signed_headers,
             body_sha256_hex: &hash,
         },
         &sigv4::Credentials {
@@ -102,7 +108,96 @@ fn sign(
     Ok(())
 }
 
+/// Credentials resolved at run time for one call: redacted from its
+/// failure, and forgotten when Bedrock refuses them.
+pub(crate) struct FetchedAws {
+    source: Arc<AwsCredentialSource>,
+    creds: Arc<AwsCredentials>,
+}
+
+impl FetchedAws {
+    pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+        match result {
+            Err(CallError::Upstream {
+                mut failure,
+                retry_after,
+            }) => {
+                let c = &*self.creds;
+                for secret in [&c.access_key_id, &c.secret_access_key]
+                    .into_iter()
+                    .chain(&c.session_token)
+                {
+                    let s = secret.expose();
+                    if s.len() >= 4 && failure.message.contains(s) {
+                        failure.message = failure.message.replace(s, "[redacted]");
+                    }
+                }
+                if failure.class == ErrorClass::UpstreamAuth {
+                    self.source.invalidate(&self.creds);
+                }
+                Err(CallError::Upstream {
+                    failure,
+                    retry_after,
+                })
+            }
+            r => r,
+        }
+    }
+}
+
+/// A credential failure as a call failure: unusable or refused credentials
+/// are an auth failure (the router moves on), an unreachable credential
+/// endpoint a transient one.
+fn aws_auth_failure(e: AuthError) -> CallError {
+    let (class, status) = match &e {
+        AuthError::Credentials(_) => (ErrorClass::UpstreamAuth, None),
+        AuthError::Refused { status, .. } => (
+            match status {
+                Some(s) if *s >= 500 => ErrorClass::UpstreamUnavailable,
+                _ => ErrorClass::UpstreamAuth,
+            },
+            *status,
+        ),
+        AuthError::Unavailable(_) => (ErrorClass::UpstreamUnavailable, None),
+    };
+    CallError::upstream(UpstreamFailure {
+        class,
+        status,
+        message: format!("{PROVIDER}: {e}"),
+        upstream_code: None,
+    })
+}
+
 impl Upstreams {
+    /// Signs a request to deployment `d` when it uses AWS credentials:
+    /// fixed ones at once, others resolved (and cached) first. Returns the
+    /// resolved credentials, to [`FetchedAws::settle`] the call with.
+    pub(crate) async fn bedrock_sign(
+        &self,
+        d: &Deployment,
+        method: &str,
+        url: &str,
+        body: &[u8],
+        headers: &mut HeaderMap,
+    ) -> Result<Option<FetchedAws>, CallError> {
+        let Some(b) = d.bedrock.as_ref().filter(|b| b.aws.is_some()) else {
+            return Ok(None);
+        };
+        if let Some(creds) = b.static_credentials() {
+            sign(b, creds, method, url, body, headers)?;
+            return Ok(None);
+        }
+        let Some(source) = self.aws.get(b) else {
+            return Ok(None);
+        };
+        let creds = source
+            .credentials(self.client(d), d.timeouts.request.min(CREDENTIALS_TIMEOUT))
+            .await
+            .map_err(aws_auth_failure)?;
+        sign(b, &creds, method, url, body, headers)?;
+        Ok(Some(FetchedAws { source, creds }))
+    }
+
     pub(crate) async fn bedrock_chat(
         &self,
         target: &Target,
@@ -131,10 +226,15 @@ impl Upstreams {
             .map_err(|e| CodecError::new("", format!("cannot encode request: {e}")))?;
         let url = encoded.url(&d.base_url)?;
         let mut headers = Self::headers(d, ctx, target.span_id);
-        sign(b, &url, &body, &mut headers)?;
-
+        let fetched = self
+            .bedrock_sign(d, "POST", &url, &body, &mut headers)
+            .await?;
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let resp = self.send_with_headers(target, url, body, headers).await?;
+        let sent = self.send_with_headers(target, url, body, headers).await;
+        let resp = match fetched {
+            Some(f) => f.settle(sent)?,
+            None => sent?,
+        };
         let mut rctx = bedrock::ResponseContext {
             created: ctx.created,
             // Converse replies carry no id; AWS's request id is the closest.

@@ -105,6 +105,26 @@ impl<T: Clone> Refreshing<T> {
     }
 }
 
+/// `application/x-www-form-urlencoded` (RFC 1866 §8.2.1 as browsers do it).
+pub(crate) fn form_urlencode(pairs: &[(&str, String)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -24,7 +24,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 
-use crate::credentials::Refreshing;
+use crate::credentials::{Refreshing, form_urlencode};
 
 /// The scope Vertex AI calls need.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -442,26 +442,6 @@ async fn load(path: &Path) -> Result<Credentials, AuthError> {
         ))
     })?;
     Credentials::parse(&bytes)
-}
-
-/// `application/x-www-form-urlencoded` (RFC 1866 §8.2.1 as browsers do it).
-fn form_urlencode(pairs: &[(&str, String)]) -> String {
-    let enc = |s: &str| {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*') {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// One [`TokenSource`] per credentials file, shared by every deployment that

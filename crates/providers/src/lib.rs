@@ -12,6 +12,7 @@
 //! Must not depend on: axum, sqlx. Dropping a [`ChatStream`] drops the
 //! upstream connection, which is how a client disconnect cancels upstream work.
 
+pub mod aws_auth;
 mod bedrock;
 pub mod credentials;
 pub mod google_auth;

@@ -30,6 +30,8 @@ pub struct Upstreams {
     default: reqwest::Client,
     /// Google OAuth tokens (Vertex AI), cached per credentials file.
     pub(crate) google: Arc<crate::google_auth::TokenSources>,
+    /// AWS credentials (Bedrock) that are resolved at run time.
+    pub(crate) aws: Arc<crate::aws_auth::AwsCredentialSources>,
 }
 
 fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -62,6 +64,7 @@ impl Upstreams {
             clients,
             default,
             google: Arc::default(),
+            aws: Arc::default(),
         })
     }
 
@@ -739,6 +742,10 @@ impl Upstreams {
         }
         // Vertex: the access token from the deployment's credentials file.
         let _token = self.vertex_authorize(d, &mut headers).await?;
+        // Bedrock with AWS credentials: signed like every Bedrock call.
+        let _creds = self
+            .bedrock_sign(d, method.as_str(), &url, &body, &mut headers)
+            .await?;
         let req = self
             .client(d)
             .request(method, url)
@@ -1122,7 +1129,10 @@ fn percent_encode_segment(s: &str) -> String {
 
 /// Upstreams sometimes quote the credential they rejected; never pass it on.
 pub(crate) fn redact_secrets(message: &mut String, d: &Deployment) {
-    let aws = d.bedrock.iter().flat_map(|b| &b.aws_credentials);
+    let aws = d.bedrock.iter().filter_map(|b| match &b.aws {
+        Some(modelgate_config::AwsAuth::Static(c)) => Some(c),
+        _ => None,
+    });
     let secrets = d
         .api_key
         .iter()

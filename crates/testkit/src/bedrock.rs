@@ -35,6 +35,9 @@ pub const MOCK_BEDROCK_API_KEY: &str = "ABSKbW9jay1iZWRyb2NrLWtleQ==";
 pub struct Known {
     /// (access key id, secret access key) pairs for SigV4.
     pub aws: Vec<(String, String)>,
+    /// (access key id, session token) of temporary credentials: a request
+    /// signed with such a key must carry its token.
+    pub sessions: Vec<(String, String)>,
     /// Bedrock API keys (bearer tokens).
     pub api_keys: Vec<String>,
 }
@@ -46,6 +49,7 @@ impl Default for Known {
                 MOCK_AWS_ACCESS_KEY_ID.to_owned(),
                 MOCK_AWS_SECRET_ACCESS_KEY.to_owned(),
             )],
+            sessions: vec![],
             api_keys: vec![MOCK_BEDROCK_API_KEY.to_owned()],
         }
     }
@@ -108,6 +112,90 @@ pub fn authenticate(
     body: &[u8],
     now_unix: u64,
 ) -> Result<Auth, Reply> {
+    authenticate_for(
+        known,
+        headers,
+        "POST",
+        path_and_query,
+        body,
+        now_unix,
+        "bedrock",
+    )
+    .map(|(region, _)| Auth::SigV4 { region })
+    .or_else(|e| match e {
+        Denied::Bearer => Ok(Auth::Bearer),
+        Denied::Reply(r) => Err(r),
+    })
+}
+
+/// Why [`authenticate_for`] did not return a verified signature.
+pub enum Denied {
+    /// A known bearer token (Bedrock API key) instead of a signature.
+    Bearer,
+    /// The error to answer.
+    Reply(Reply),
+}
+
+impl From<Reply> for Denied {
+    fn from(r: Reply) -> Denied {
+        Denied::Reply(r)
+    }
+}
+
+/// Verifies a SigV4 request to `service` against `known`: the region and
+/// access key id it was signed with.
+#[allow(clippy::too_many_arguments)]
+pub fn authenticate_for(
+    known: &Known,
+    headers: &HeaderMap,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now_unix: u64,
+    service: &str,
+) -> Result<(String, String), Denied> {
+    let Some(authz) = header(headers, "authorization") else {
+        return Err(error(
+            403,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        )
+        .into());
+    };
+    if let Some(token) = authz.strip_prefix("Bearer ") {
+        return if service == "bedrock" && known.api_keys.iter().any(|k| k == token) {
+            Err(Denied::Bearer)
+        } else {
+            Err(error(
+                403,
+                "UnrecognizedClientException",
+                "Invalid API Key format: Must start with pre-defined prefix",
+            )
+            .into())
+        };
+    }
+    verify_sigv4(
+        known,
+        headers,
+        method,
+        path_and_query,
+        body,
+        now_unix,
+        service,
+    )
+    .map_err(Denied::Reply)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_sigv4(
+    known: &Known,
+    headers: &HeaderMap,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now_unix: u64,
+    expected_service: &str,
+) -> Result<(String, String), Reply> {
     let Some(authz) = header(headers, "authorization") else {
         return Err(error(
             403,
@@ -115,17 +203,6 @@ pub fn authenticate(
             "Missing Authentication Token",
         ));
     };
-    if let Some(token) = authz.strip_prefix("Bearer ") {
-        return if known.api_keys.iter().any(|k| k == token) {
-            Ok(Auth::Bearer)
-        } else {
-            Err(error(
-                403,
-                "UnrecognizedClientException",
-                "Invalid API Key format: Must start with pre-defined prefix",
-            ))
-        };
-    }
     let incomplete = |what: &str| {
         error(
             403,
@@ -170,10 +247,10 @@ pub fn authenticate(
         && region
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !date_ok || !region_ok || *service != "bedrock" || *terminator != "aws4_request" {
-        return Err(incomplete(
-            "a credential scope <date>/<region>/bedrock/aws4_request",
-        ));
+    if !date_ok || !region_ok || *service != expected_service || *terminator != "aws4_request" {
+        return Err(incomplete(&format!(
+            "a credential scope <date>/<region>/{expected_service}/aws4_request"
+        )));
     }
     if amz_date.len() != 16 || !amz_date.starts_with(date) {
         return Err(incomplete(
@@ -220,6 +297,16 @@ pub fn authenticate(
             "The security token included in the request is invalid.",
         ));
     };
+    // Temporary credentials only work with their session token.
+    if let Some((_, token)) = known.sessions.iter().find(|(id, _)| id == akid)
+        && header(headers, "x-amz-security-token") != Some(token.as_str())
+    {
+        return Err(error(
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
+    }
     // Recompute the signature over what was received.
     let host = header(headers, "host").unwrap_or("");
     let mut others: Vec<(&str, &str)> = vec![("host", host)];
@@ -237,7 +324,7 @@ pub fn authenticate(
     }
     let expected = sigv4::sign_detailed(
         &sigv4::SignableRequest {
-            method: "POST",
+            method,
             url: &format!("http://{host}{path_and_query}"),
             headers: &others,
             body_sha256_hex: &sigv4::sha256_hex(body),
@@ -249,16 +336,14 @@ pub fn authenticate(
         },
         &sigv4::SigningParams {
             region,
-            service: "bedrock",
+            service: expected_service,
             amz_date,
             content_sha256_header: names.contains(&"x-amz-content-sha256"),
         },
     );
     match expected {
         Ok(s) if s.signed_headers == signed_headers && s.signature == signature => {
-            Ok(Auth::SigV4 {
-                region: (*region).to_owned(),
-            })
+            Ok(((*region).to_owned(), (*akid).to_owned()))
         }
         _ => Err(error(
             403,

@@ -31,6 +31,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod aws;
 pub mod bedrock;
 pub mod gemini;
 pub mod otlp;
@@ -215,6 +216,20 @@ struct Shared {
     vertex_tokens: Mutex<Vec<String>>,
     /// `expires_in` of issued tokens; 0 means the default, 3600.
     token_expires_in: std::sync::atomic::AtomicU64,
+    /// Lifetime of issued AWS credentials in seconds; 0 means 3600.
+    aws_expires_in: std::sync::atomic::AtomicU64,
+    /// Access key ids of the AWS credentials issued, in order.
+    aws_issued: Mutex<Vec<String>>,
+    /// Web identity tokens STS accepts.
+    web_identity_tokens: Mutex<Vec<String>>,
+    /// The access key ids that signed each `AssumeRole`, in order.
+    sts_callers: Mutex<Vec<String>>,
+    /// The `ExternalId` `AssumeRole` requires, if any.
+    external_id: Mutex<Option<String>>,
+    /// The `Authorization` the container endpoint requires, if any.
+    container_token: Mutex<Option<String>>,
+    /// IMDSv2 session tokens issued.
+    imds_tokens: Mutex<Vec<String>>,
 }
 
 /// A running mock upstream on 127.0.0.1 (stopped when dropped).
@@ -297,6 +312,49 @@ impl MockUpstream {
         *self.shared.bedrock_known.lock().unwrap() = known;
     }
 
+    /// Lifetime of the AWS credentials STS, the container endpoint and the
+    /// metadata service issue from now on (default one hour).
+    pub fn set_aws_expires_in(&self, seconds: u64) {
+        self.shared.aws_expires_in.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Access key ids of the temporary AWS credentials issued so far.
+    pub fn aws_issued(&self) -> Vec<String> {
+        self.shared.aws_issued.lock().unwrap().clone()
+    }
+
+    /// Makes STS accept `token` in `AssumeRoleWithWebIdentity`.
+    pub fn accept_web_identity_token(&self, token: &str) {
+        self.shared
+            .web_identity_tokens
+            .lock()
+            .unwrap()
+            .push(token.to_owned());
+    }
+
+    /// The access key id that signed each `AssumeRole`, in order.
+    pub fn sts_callers(&self) -> Vec<String> {
+        self.shared.sts_callers.lock().unwrap().clone()
+    }
+
+    /// Makes `AssumeRole` require this `ExternalId`.
+    pub fn require_external_id(&self, id: &str) {
+        *self.shared.external_id.lock().unwrap() = Some(id.to_owned());
+    }
+
+    /// Makes the container endpoint require `Authorization: token`.
+    pub fn require_container_token(&self, token: &str) {
+        *self.shared.container_token.lock().unwrap() = Some(token.to_owned());
+    }
+
+    /// Forgets every issued AWS credential (as if they expired at AWS).
+    pub fn revoke_aws_sessions(&self) {
+        let mut known = self.shared.bedrock_known.lock().unwrap();
+        let issued = self.shared.aws_issued.lock().unwrap();
+        known.aws.retain(|(id, _)| !issued.contains(id));
+        known.sessions.clear();
+    }
+
     /// How each Bedrock request that passed authentication authenticated,
     /// in order (a SigV4 entry means its signature was recomputed and matched).
     pub fn bedrock_auths(&self) -> Vec<bedrock::Auth> {
@@ -370,6 +428,22 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if scripted.is_none() {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or(path.as_str(), |p| p.as_str());
+        if let Some(reply) = aws::handle(
+            &shared,
+            &parts.method,
+            &path,
+            path_and_query,
+            &parts.headers,
+            &body,
+        ) {
+            return render(reply, shared).await;
+        }
+    }
     if path == vertex::TOKEN_PATH {
         if let Some(r) = scripted {
             return render(r, shared).await;
