@@ -707,6 +707,21 @@ async fn bridged_responses_round_trip(provider: &str) {
     );
     assert_eq!(body["text"]["format"]["type"], "json_schema");
 
+    // A text stream: its deltas, then usage in `response.completed`.
+    let r = post(json!({"model": "m", "instructions": "Be brief.", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let events = stream_events(&r.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello from upstream.");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+
     // A streamed call (the mock answers a tool offer with one): its argument
     // deltas add up, and usage arrives in `response.completed`.
     let r = post(
