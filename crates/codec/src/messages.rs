@@ -126,6 +126,14 @@ const UNSUPPORTED_TOP: &[(&str, &str)] = &[
     ("container", "a code-execution container"),
     ("mcp_servers", "remote MCP servers"),
     ("context_management", "context management"),
+    (
+        "output_format",
+        "structured output (a JSON schema for the answer)",
+    ),
+    (
+        "output_config",
+        "output settings (structured output, effort)",
+    ),
 ];
 
 /// A Messages request as an OpenAI-dialect chat request.

@@ -114,6 +114,14 @@ fn what_chat_cannot_carry_is_named_or_dropped_on_request() {
         ),
         (json!({"top_k": 5}), "top_k"),
         (json!({"service_tier": "auto"}), "service_tier"),
+        (
+            json!({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}}),
+            "output_config",
+        ),
+        (
+            json!({"output_format": {"type": "json_schema", "schema": {"type": "object"}}}),
+            "output_format",
+        ),
         (json!({"brand_new_field": 1}), "brand_new_field"),
     ];
     for (extra, param) in cases {
@@ -124,6 +132,9 @@ fn what_chat_cannot_carry_is_named_or_dropped_on_request() {
         let e = to_chat(&req(v.clone()), &ToChatOptions::default()).unwrap_err();
         assert_eq!(e.param, param, "{e}");
         assert!(e.message.contains("drop_unsupported_params"), "{e}");
+        if param.starts_with("output_") {
+            assert!(e.message.contains("structured output"), "{e}");
+        }
         let dropped = to_chat(
             &req(v),
             &ToChatOptions {

@@ -152,7 +152,7 @@ impl Feature {
                 "In a stream, a tool call's arguments arrive as deltas that add up to its JSON."
             }
             Feature::JsonSchema => {
-                "Structured output: the answer is held to a JSON schema (chat `response_format`, Responses `text.format`)."
+                "Structured output: the answer is held to a JSON schema (chat `response_format`, Messages `output_config.format`, Responses `text.format`)."
             }
             Feature::Reasoning => {
                 "Reasoning settings reach the model, and its reasoning (thinking) or reasoning token count comes back."
@@ -339,6 +339,22 @@ pub const PROVIDERS: &[ProviderInfo] = &[
 const THINKING_REFUSED: &str = "`thinking` gets a 400 naming it unless the model sets `drop_unsupported_params`; reasoning an upstream returns unasked (`reasoning_content`) still arrives as a thinking block.";
 const MOCK_IGNORES: &str = "Accepted; the mock ignores it (`echo` answers the last user message).";
 const WHOLE_CALLS: &str = "Gemini streams each call whole: its arguments arrive in one delta.";
+const STRUCTURED_REFUSED: &str = "`output_config.format` (and the beta `output_format`) get a 400 naming them unless the model sets `drop_unsupported_params`: the chat dialect this path takes has no place for them.";
+
+// Tests named by several cells.
+const AZ_CHAT: &str = "crates/server/tests/openai_upstream.rs::azure_gets_images_parallel_tool_turns_json_schema_and_reasoning_as_sent_and_streams_usage_tool_arguments_and_errors";
+const AZ_MESSAGES: &str = "crates/server/tests/messages.rs::azure_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking";
+const AZ_RESPONSES: &str = "crates/server/tests/responses.rs::azure_deployments_get_images_parallel_calls_json_schema_and_reasoning_bridged";
+const COMPAT_RESPONSES: &str = "crates/server/tests/responses.rs::openai_compatible_deployments_get_images_parallel_calls_json_schema_and_reasoning_bridged";
+const THINKING: &str =
+    "crates/server/tests/messages.rs::thinking_is_refused_by_name_unless_the_upstream_is_anthropic";
+const STRUCTURED: &str = "crates/server/tests/messages.rs::structured_output_passes_through_to_anthropic_and_is_refused_by_name_elsewhere";
+const BR_CHAT: &str = "crates/server/tests/bedrock_upstream.rs::images_parallel_calls_json_schema_and_configured_reasoning_are_translated_and_reasoning_effort_is_refused";
+const BR_MESSAGES: &str = "crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_over_bedrock_carries_images_parallel_tool_turns_streamed_input_and_errors";
+const BR_RESPONSES: &str = "crates/server/tests/bedrock_upstream.rs::responses_over_bedrock_carry_images_parallel_calls_json_schema_streams_and_errors";
+const VX_GEMINI: &str = "crates/server/tests/vertex_matrix.rs::gemini_on_vertex_carries_tool_turns_images_parallel_calls_json_schema_reasoning_and_stream_usage";
+const VX_CLAUDE: &str = "crates/server/tests/vertex_matrix.rs::claude_on_vertex_carries_tool_turns_images_json_schema_and_streamed_input_and_refuses_reasoning_effort";
+const VX_RESPONSES: &str = "crates/server/tests/vertex_matrix.rs::responses_over_vertex_carry_images_parallel_calls_json_schema_reasoning_streams_and_errors";
 
 /// The claims. Order within the table does not matter; the document and the
 /// endpoint follow [`Surface::ALL`], [`PROVIDERS`] and [`Feature::ALL`].
@@ -637,6 +653,7 @@ pub const CELLS: &[Cell] = &[
         "crates/codec/tests/messages_golden.rs::what_chat_cannot_carry_is_named_or_dropped_on_request",
     ])
     .note(THINKING_REFUSED),
+    refused(Messages, OpenAi, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
     ok(Messages, OpenAi, UsageInStream, &[
         "crates/server/tests/messages.rs::a_stream_becomes_messages_events_whatever_the_split",
         "crates/server/tests/messages.rs::openai_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking",
@@ -673,6 +690,7 @@ pub const CELLS: &[Cell] = &[
         "crates/server/tests/messages.rs::openai_compatible_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking",
     ])
     .note(THINKING_REFUSED),
+    refused(Messages, OpenAiCompatible, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
     ok(Messages, OpenAiCompatible, UsageInStream, &[
         "crates/server/tests/messages.rs::openai_compatible_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking",
     ]),
@@ -708,6 +726,8 @@ pub const CELLS: &[Cell] = &[
     ok(Messages, Anthropic, StreamedToolArgs, &[
         "tests/sdk/test_anthropic_sdk.py::test_stream_with_tools_yields_a_complete_tool_use",
     ]),
+    ok(Messages, Anthropic, JsonSchema, &[STRUCTURED])
+        .note("`output_config.format` (and the beta `output_format` with its `anthropic-beta` header) go upstream as sent; the answer passes through as sent."),
     ok(Messages, Anthropic, Reasoning, &[
         "crates/server/tests/messages.rs::an_anthropic_upstream_gets_the_body_as_written_and_answers_verbatim",
     ])
@@ -718,7 +738,9 @@ pub const CELLS: &[Cell] = &[
     ]),
     ok(Messages, Anthropic, Errors, &[
         "crates/server/tests/messages.rs::an_anthropic_upstream_gets_images_and_parallel_tool_turns_as_written_and_its_errors_keep_their_type",
-    ]),
+        "crates/server/tests/messages.rs::an_anthropic_stream_that_fails_midway_ends_with_its_error_event",
+    ])
+    .note("Error replies keep their status and type; an `error` event mid-stream reaches the client as an Anthropic `error` event with the upstream's type (`overloaded_error`, ...) and ends the stream."),
     // ---- messages × gemini (via chat) ------------------------------------
     ok(Messages, Gemini, Text, &[
         "crates/server/tests/gemini_upstream.rs::anthropic_messages_front_door_over_gemini",
@@ -752,6 +774,7 @@ pub const CELLS: &[Cell] = &[
         "crates/server/tests/messages.rs::thinking_is_refused_by_name_unless_the_upstream_is_anthropic",
     ])
     .note(THINKING_REFUSED),
+    refused(Messages, Gemini, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
     ok(Messages, Gemini, UsageInStream, &[
         "crates/server/tests/gemini_upstream.rs::anthropic_messages_front_door_over_gemini",
         "tests/sdk/test_anthropic_sdk.py::test_stream_accumulates_text",
@@ -779,6 +802,7 @@ pub const CELLS: &[Cell] = &[
         "crates/server/tests/messages.rs::thinking_is_refused_by_name_unless_the_upstream_is_anthropic",
     ])
     .note("`thinking` gets a 400 naming it unless the model sets `drop_unsupported_params`."),
+    refused(Messages, Mock, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
     ok(Messages, Mock, UsageInStream, &[
         "crates/server/tests/messages.rs::the_mock_provider_streams_tool_calls_and_usage_through_messages",
     ]),
@@ -837,9 +861,16 @@ pub const CELLS: &[Cell] = &[
     ok(Responses, OpenAiCompatible, MultiTurn, &[
         "crates/server/tests/responses.rs::openai_compatible_deployments_are_bridged_through_chat",
     ]),
+    ok(Responses, OpenAiCompatible, Images, &[COMPAT_RESPONSES]),
     ok(Responses, OpenAiCompatible, Tools, &[
         "crates/server/tests/responses.rs::openai_compatible_deployments_are_bridged_through_chat",
     ]),
+    ok(Responses, OpenAiCompatible, ParallelTools, &[COMPAT_RESPONSES]),
+    ok(Responses, OpenAiCompatible, StreamedToolArgs, &[COMPAT_RESPONSES]),
+    ok(Responses, OpenAiCompatible, JsonSchema, &[COMPAT_RESPONSES])
+        .note("`text.format` becomes `response_format`: whether the schema is honoured is up to the server."),
+    ok(Responses, OpenAiCompatible, Reasoning, &[COMPAT_RESPONSES])
+        .note("`reasoning.effort` becomes `reasoning_effort`; a `reasoning_content` reply comes back as a reasoning item's summary, `reasoning_tokens` as usage."),
     ok(Responses, OpenAiCompatible, UsageInStream, &[
         "crates/server/tests/responses.rs::openai_compatible_deployments_are_bridged_through_chat",
     ]),
@@ -948,15 +979,63 @@ pub const CELLS: &[Cell] = &[
         "crates/server/tests/openai_upstream.rs::azure_deployments_use_the_deployment_path_api_version_and_api_key",
     ])
     .note("Non-streaming and streaming; `api-version` and the `api-key` header checked."),
+    ok(Chat, Azure, System, &[AZ_CHAT]),
+    ok(Chat, Azure, MultiTurn, &[AZ_CHAT]),
+    ok(Chat, Azure, Images, &[AZ_CHAT]),
+    ok(Chat, Azure, Tools, &[AZ_CHAT]),
+    ok(Chat, Azure, ParallelTools, &[AZ_CHAT]),
+    ok(Chat, Azure, StreamedToolArgs, &[AZ_CHAT]),
+    ok(Chat, Azure, JsonSchema, &[AZ_CHAT]),
+    ok(Chat, Azure, Reasoning, &[AZ_CHAT])
+        .note("`reasoning_effort` goes upstream as sent; `reasoning_tokens` come back in usage."),
+    ok(Chat, Azure, UsageInStream, &[AZ_CHAT])
+        .note("As with OpenAI: the gateway always asks for usage and forwards the usage chunk only when the client asked for it."),
+    ok(Chat, Azure, Errors, &[AZ_CHAT])
+        .note("Azure's envelope (`code` as a string, content-filter details) keeps its status; `Retry-After` is passed on."),
+    // ---- messages × azure (via chat) -------------------------------------
+    ok(Messages, Azure, Text, &[AZ_MESSAGES]),
+    ok(Messages, Azure, System, &[AZ_MESSAGES]),
+    ok(Messages, Azure, MultiTurn, &[AZ_MESSAGES]),
+    ok(Messages, Azure, Images, &[AZ_MESSAGES]),
+    ok(Messages, Azure, Tools, &[AZ_MESSAGES]),
+    ok(Messages, Azure, ParallelTools, &[AZ_MESSAGES]),
+    ok(Messages, Azure, StreamedToolArgs, &[AZ_MESSAGES]),
+    refused(Messages, Azure, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
+    refused(Messages, Azure, Reasoning, &[THINKING, AZ_MESSAGES]).note(THINKING_REFUSED),
+    ok(Messages, Azure, UsageInStream, &[AZ_MESSAGES]),
+    ok(Messages, Azure, Errors, &[AZ_MESSAGES]),
+    // ---- responses × azure (via chat) ------------------------------------
+    ok(Responses, Azure, Text, &[AZ_RESPONSES]),
+    ok(Responses, Azure, System, &[AZ_RESPONSES]),
+    ok(Responses, Azure, MultiTurn, &[AZ_RESPONSES]),
+    ok(Responses, Azure, Images, &[AZ_RESPONSES]),
+    ok(Responses, Azure, Tools, &[AZ_RESPONSES]),
+    ok(Responses, Azure, ParallelTools, &[AZ_RESPONSES]),
+    ok(Responses, Azure, StreamedToolArgs, &[AZ_RESPONSES]),
+    ok(Responses, Azure, JsonSchema, &[AZ_RESPONSES])
+        .note("`text.format` becomes `response_format`."),
+    ok(Responses, Azure, Reasoning, &[AZ_RESPONSES])
+        .note("`reasoning.effort` becomes `reasoning_effort`; `reasoning_tokens` come back in usage (and any `reasoning_content` as a reasoning item's summary)."),
+    ok(Responses, Azure, UsageInStream, &[AZ_RESPONSES]),
+    ok(Responses, Azure, Errors, &[AZ_RESPONSES])
+        .note("A bridged stream that fails after it started ends with `response.failed`."),
     // ---- chat × bedrock (translated to Converse) -------------------------
     ok(Chat, Bedrock, Text, &[
         "crates/server/tests/bedrock_upstream.rs::request_is_translated_signed_and_costed",
         "crates/server/tests/bedrock_upstream.rs::stream_split_anywhere_is_translated_chunk_by_chunk",
     ]),
     ok(Chat, Bedrock, System, &["crates/server/tests/bedrock_upstream.rs::request_is_translated_signed_and_costed"]),
-    ok(Chat, Bedrock, MultiTurn, &["crates/server/tests/bedrock_upstream.rs::tool_calls_round_trip"]),
+    ok(Chat, Bedrock, MultiTurn, &["crates/server/tests/bedrock_upstream.rs::tool_calls_round_trip", BR_CHAT]),
+    ok(Chat, Bedrock, Images, &[BR_CHAT])
+        .note("Base64 data URLs become image blocks (png, jpeg, gif, webp); Bedrock cannot fetch URLs, so an `https` image gets a 400 naming it."),
     ok(Chat, Bedrock, Tools, &["crates/server/tests/bedrock_upstream.rs::tool_calls_round_trip"]),
+    ok(Chat, Bedrock, ParallelTools, &[BR_CHAT])
+        .note("The results of one turn's calls go back in one user turn, in call order; a reply's calls keep their ids and order, streamed too."),
     ok(Chat, Bedrock, StreamedToolArgs, &["crates/server/tests/bedrock_upstream.rs::streamed_tool_call_arguments_arrive_whole"]),
+    ok(Chat, Bedrock, JsonSchema, &[BR_CHAT])
+        .note("Becomes Converse's native structured output, `outputConfig.textFormat` (the schema as a JSON string)."),
+    refused(Chat, Bedrock, Reasoning, &[BR_CHAT])
+        .note("`reasoning_effort` gets a 400 naming it unless the model sets `drop_unsupported_params` (reasoning settings are model-specific on Bedrock); a deployment turns reasoning on with `additional_model_request_fields` (e.g. Claude's `thinking`), and the model's reasoning then comes back as `reasoning_content`, streamed and not."),
     ok(Chat, Bedrock, UsageInStream, &["crates/server/tests/bedrock_upstream.rs::stream_split_anywhere_is_translated_chunk_by_chunk"]),
     ok(Chat, Bedrock, Errors, &[
         "crates/server/tests/bedrock_upstream.rs::throttling_fails_over_then_reaches_the_client_as_429",
@@ -967,7 +1046,33 @@ pub const CELLS: &[Cell] = &[
     ok(Messages, Bedrock, Text, &["crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_works_over_bedrock"])
         .note("Streaming and not."),
     ok(Messages, Bedrock, System, &["crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_works_over_bedrock"]),
+    ok(Messages, Bedrock, MultiTurn, &[BR_MESSAGES]),
+    ok(Messages, Bedrock, Images, &[BR_MESSAGES])
+        .note("Base64 images become image blocks; URL images are refused (Bedrock cannot fetch them)."),
     ok(Messages, Bedrock, Tools, &["crates/server/tests/bedrock_upstream.rs::the_anthropic_front_door_works_over_bedrock"]),
+    ok(Messages, Bedrock, ParallelTools, &[BR_MESSAGES]),
+    ok(Messages, Bedrock, StreamedToolArgs, &[BR_MESSAGES]),
+    refused(Messages, Bedrock, JsonSchema, &[STRUCTURED]).note(STRUCTURED_REFUSED),
+    refused(Messages, Bedrock, Reasoning, &[THINKING])
+        .note("`thinking` gets a 400 naming it unless the model sets `drop_unsupported_params`; a deployment turns reasoning on with `additional_model_request_fields`."),
+    ok(Messages, Bedrock, UsageInStream, &[BR_MESSAGES]),
+    ok(Messages, Bedrock, Errors, &[BR_MESSAGES])
+        .note("An exception after the stream started ends it with an `error` event."),
+    // ---- responses × bedrock (via chat) ----------------------------------
+    ok(Responses, Bedrock, Text, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, System, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, MultiTurn, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, Images, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, Tools, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, ParallelTools, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, StreamedToolArgs, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, JsonSchema, &[BR_RESPONSES])
+        .note("`text.format` becomes `outputConfig.textFormat`."),
+    refused(Responses, Bedrock, Reasoning, &[BR_RESPONSES])
+        .note("`reasoning.effort` gets a 400 naming it unless the model sets `drop_unsupported_params`; a deployment turns reasoning on with `additional_model_request_fields`."),
+    ok(Responses, Bedrock, UsageInStream, &[BR_RESPONSES]),
+    ok(Responses, Bedrock, Errors, &[BR_RESPONSES])
+        .note("A bridged stream that fails after it started ends with `response.failed`."),
     // ---- chat × vertex (Gemini and Claude on Vertex AI, translated) ------
     ok(Chat, Vertex, Text, &[
         "crates/server/tests/vertex_upstream.rs::gemini_on_vertex_with_a_service_account_token_fetched_once",
@@ -975,6 +1080,18 @@ pub const CELLS: &[Cell] = &[
     ])
     .note("Gemini models through `generateContent`, Claude models through `rawPredict`; streaming and not."),
     ok(Chat, Vertex, System, &["crates/server/tests/vertex_upstream.rs::gemini_on_vertex_with_a_service_account_token_fetched_once"]),
+    ok(Chat, Vertex, MultiTurn, &[VX_GEMINI, VX_CLAUDE]),
+    ok(Chat, Vertex, Images, &[VX_GEMINI, VX_CLAUDE]),
+    ok(Chat, Vertex, Tools, &[VX_GEMINI, VX_CLAUDE]),
+    ok(Chat, Vertex, ParallelTools, &[VX_GEMINI, VX_CLAUDE])
+        .note("A reply with several calls is tested on Gemini models; the history of one on both."),
+    ok(Chat, Vertex, StreamedToolArgs, &[VX_GEMINI, VX_CLAUDE])
+        .note("Claude models stream a call's arguments in pieces; Gemini models send each call whole, in one delta."),
+    ok(Chat, Vertex, JsonSchema, &[VX_GEMINI, VX_CLAUDE])
+        .note("Gemini models: `responseJsonSchema`; Claude models: a forced tool whose input is the answer."),
+    ok(Chat, Vertex, Reasoning, &[VX_GEMINI, VX_CLAUDE])
+        .note("Gemini models: `reasoning_effort` becomes `thinkingConfig`, thoughts come back as `reasoning_content`, thought tokens as `reasoning_tokens`. Claude models refuse `reasoning_effort` by name, as on Anthropic."),
+    ok(Chat, Vertex, UsageInStream, &[VX_GEMINI]),
     ok(Chat, Vertex, Errors, &["crates/server/tests/vertex_upstream.rs::a_fixed_access_token_and_errors"]),
     // ---- messages × vertex (Claude: passthrough at rawPredict) -----------
     ok(Messages, Vertex, Text, &[
@@ -999,6 +1116,21 @@ pub const CELLS: &[Cell] = &[
         "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
     ])
     .note("Vertex's errors in Anthropic's envelope with their status class."),
+    // ---- responses × vertex (via chat; Gemini models tested) -------------
+    ok(Responses, Vertex, Text, &[VX_RESPONSES]),
+    ok(Responses, Vertex, System, &[VX_RESPONSES]),
+    ok(Responses, Vertex, MultiTurn, &[VX_RESPONSES]),
+    ok(Responses, Vertex, Images, &[VX_RESPONSES]),
+    ok(Responses, Vertex, Tools, &[VX_RESPONSES]),
+    ok(Responses, Vertex, ParallelTools, &[VX_RESPONSES]),
+    ok(Responses, Vertex, StreamedToolArgs, &[VX_RESPONSES]).note(WHOLE_CALLS),
+    ok(Responses, Vertex, JsonSchema, &[VX_RESPONSES])
+        .note("`text.format` becomes `responseMimeType: application/json` with `responseJsonSchema`."),
+    ok(Responses, Vertex, Reasoning, &[VX_RESPONSES])
+        .note("`reasoning.effort` becomes `thinkingConfig`; thoughts come back as a reasoning item's summary, thought tokens as `reasoning_tokens`."),
+    ok(Responses, Vertex, UsageInStream, &[VX_RESPONSES]),
+    ok(Responses, Vertex, Errors, &[VX_RESPONSES])
+        .note("A bridged stream that fails after it started ends with `response.failed`."),
 ];
 
 /// The cell for one coordinate, if the matrix claims it.

@@ -305,13 +305,18 @@ struct MessagesSse {
 }
 
 impl MessagesSse {
-    fn fail(&mut self, class: ErrorClass, message: &str) -> Bytes {
+    /// Ends the stream with an Anthropic `error` event of type `kind`, or
+    /// the type of `class` when `None`.
+    fn fail(&mut self, class: ErrorClass, message: &str, kind: Option<&str>) -> Bytes {
         self.done = true;
         self.settle.stream_failed(class, message);
-        let e = ApiError::new(class, message);
+        let kind = match kind {
+            Some(k) => k.to_owned(),
+            None => ApiError::new(class, message).anthropic_type().to_owned(),
+        };
         let ev = modelgate_api::anthropic::StreamEvent::Error {
             error: modelgate_api::anthropic::ErrorBody {
-                kind: e.anthropic_type().to_owned(),
+                kind,
                 message: message.to_owned(),
             },
         };
@@ -333,6 +338,7 @@ impl Stream for MessagesSse {
             let b = this.fail(
                 ErrorClass::ShuttingDown,
                 "the gateway is shutting down and its drain deadline passed",
+                None,
             );
             return Poll::Ready(Some(Ok(b)));
         }
@@ -353,6 +359,7 @@ impl Stream for MessagesSse {
                         let b = this.fail(
                             ErrorClass::BudgetExceeded,
                             "the stream was stopped: continuing would exceed a hard budget",
+                            None,
                         );
                         return Poll::Ready(Some(Ok(b)));
                     }
@@ -397,19 +404,36 @@ impl Stream for MessagesSse {
                 }
                 Some(StreamItem::Failed(failure)) => {
                     tracing::warn!(class = failure.class.as_str(), message = %failure.message, "stream failed after it started");
-                    let b = this.fail(failure.class, &failure.message);
+                    // Passed through, an Anthropic upstream's own `error`
+                    // event keeps its type (`overloaded_error`, ...), as the
+                    // client would have seen it without the gateway.
+                    let kind = failure
+                        .upstream_code
+                        .as_deref()
+                        .filter(|_| this.encoder.is_none())
+                        .filter(|k| anthropic_error_type(k));
+                    let b = this.fail(failure.class, &failure.message, kind);
                     return Poll::Ready(Some(Ok(b)));
                 }
                 None => {
                     let b = this.fail(
                         ErrorClass::UpstreamError,
                         "upstream stream ended unexpectedly",
+                        None,
                     );
                     return Poll::Ready(Some(Ok(b)));
                 }
             }
         }
     }
+}
+
+/// Whether `kind` looks like an Anthropic error type (`overloaded_error`,
+/// `request_too_large`, ...): lower-case words joined by `_`.
+fn anthropic_error_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 64
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
 /// The `type` of an event's JSON (Anthropic and the Responses API name each
@@ -539,4 +563,19 @@ struct CountRequest {
     system: Option<System>,
     #[serde(default)]
     tools: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_anthropic_shaped_error_types_pass_through() {
+        for kind in ["overloaded_error", "api_error", "request_too_large"] {
+            assert!(anthropic_error_type(kind), "{kind}");
+        }
+        for kind in ["", "ThrottlingException", "server error", "a\"b"] {
+            assert!(!anthropic_error_type(kind), "{kind}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Gateway, sse_data, stream_text};
+use common::{Gateway, named_events, sse_data, stream_text};
 use modelgate_testkit::bedrock::{
     self, Auth, MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, MOCK_BEDROCK_API_KEY,
     converse_path, converse_stream, converse_tool_stream, event, exception,
@@ -841,4 +841,657 @@ async fn the_anthropic_front_door_works_over_bedrock() {
         .unwrap();
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta["usage"]["output_tokens"], 2);
+}
+
+const SCHEMA: &str = r#"{"type":"object","properties":{"summary":{"type":"string"}},"required":["summary"],"additionalProperties":false}"#;
+
+fn weather_tools() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+/// A Converse reply calling `get_weather` for Paris and Rome in one turn.
+fn two_calls() -> Value {
+    json!({
+        "output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": "tooluse_paris", "name": "get_weather", "input": {"city": "Paris"}}},
+            {"toolUse": {"toolUseId": "tooluse_rome", "name": "get_weather", "input": {"city": "Rome"}}}
+        ]}},
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 30, "outputTokens": 12, "totalTokens": 42}
+    })
+}
+
+/// `(name, arguments)` of each tool call a chat stream assembles, in order.
+fn streamed_calls(data: &[String]) -> Vec<(String, String)> {
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for d in data.iter().filter(|d| *d != "[DONE]") {
+        let v: Value = serde_json::from_str(d).unwrap();
+        for c in v["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = c["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.resize(i + 1, Default::default());
+            }
+            if let Some(n) = c["function"]["name"].as_str() {
+                calls[i].0 = n.to_owned();
+            }
+            calls[i]
+                .1
+                .push_str(c["function"]["arguments"].as_str().unwrap_or(""));
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn images_parallel_calls_json_schema_and_configured_reasoning_are_translated_and_reasoning_effort_is_refused()
+ {
+    let up = MockUpstream::start().await;
+    let claude = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let extra = format!(
+        "  - name: thinker\n    provider: bedrock\n    model: {claude}\n    base_url: {}\n    region: us-east-1\n    api_key: {MOCK_BEDROCK_API_KEY}\n    retry: {{ max_attempts: 1 }}\n    additional_model_request_fields: {{ thinking: {{ type: enabled, budget_tokens: 1024 }} }}\n",
+        up.url()
+    );
+    let gw = Gateway::start(&config(&up, &extra), &[]).await;
+    let post = |body: Value| gw.post("/v1/chat/completions").json(&body).send();
+
+    // An image, an earlier turn of two parallel calls with both results, and
+    // a JSON schema for the answer.
+    up.push(
+        &converse_path(NOVA, false),
+        Reply::json(bedrock::converse_response(r#"{"summary":"mild"}"#)),
+    );
+    let r = post(json!({
+        "model": "nova", "tools": weather_tools(),
+        "response_format": {"type": "json_schema", "json_schema": {"name": "forecast", "strict": true,
+            "schema": serde_json::from_str::<Value>(SCHEMA).unwrap()}},
+        "messages": [
+            {"role": "system", "content": "Answer in JSON."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Weather here and in Rome?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_a", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_b", "content": "24C"},
+            {"role": "user", "content": "And tomorrow?"}
+        ]
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        r#"{"summary":"mild"}"#
+    );
+    let sent = up.last().json();
+    assert_eq!(sent["system"], json!([{"text": "Answer in JSON."}]));
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(
+        msgs[0]["content"][1],
+        json!({"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}})
+    );
+    let uses: Vec<&Value> = msgs[1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["toolUse"]["toolUseId"])
+        .collect();
+    assert_eq!(uses, [&json!("call_a"), &json!("call_b")]);
+    // Both results in one user turn, in call order, before the new question.
+    let results: Vec<(&Value, &Value)> = msgs[2]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b.get("toolResult"))
+        .map(|r| (&r["toolUseId"], &r["content"][0]["text"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (&json!("call_a"), &json!("18C")),
+            (&json!("call_b"), &json!("24C"))
+        ]
+    );
+    assert_eq!(msgs[2]["content"][2], json!({"text": "And tomorrow?"}));
+    // Native structured output: the schema travels as a JSON string.
+    let format = &sent["outputConfig"]["textFormat"];
+    assert_eq!(format["type"], "json_schema");
+    let def = &format["structure"]["jsonSchema"];
+    assert_eq!(def["name"], "forecast");
+    assert_eq!(
+        serde_json::from_str::<Value>(def["schema"].as_str().unwrap()).unwrap(),
+        serde_json::from_str::<Value>(SCHEMA).unwrap()
+    );
+
+    // A reply of two calls keeps their ids and order.
+    up.push(&converse_path(NOVA, false), Reply::json(two_calls()));
+    let r = post(json!({"model": "nova", "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}]}))
+    .await
+    .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let calls: Vec<(&Value, &Value)> = v["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (&c["id"], &c["function"]["arguments"]))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (&json!("tooluse_paris"), &json!("{\"city\":\"Paris\"}")),
+            (&json!("tooluse_rome"), &json!("{\"city\":\"Rome\"}"))
+        ]
+    );
+    // Streamed, each call gets its own index and its arguments add up.
+    let call = |i: u32, id: &str, city: &str| {
+        let input = format!("{{\"city\":\"{city}\"}}");
+        let (a, b) = input.split_at(5);
+        vec![
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": "get_weather"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": a}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": b}}}),
+            ),
+            event("contentBlockStop", json!({"contentBlockIndex": i})),
+        ]
+    };
+    let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
+    frames.extend(call(0, "tooluse_paris", "Paris"));
+    frames.extend(call(1, "tooluse_rome", "Rome"));
+    frames.push(event("messageStop", json!({"stopReason": "tool_use"})));
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(frames, Split::Awkward),
+    );
+    let r = post(
+        json!({"model": "nova", "stream": true, "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}]}),
+    )
+    .await
+    .unwrap();
+    let data = sse_data(&r.text().await.unwrap());
+    assert_eq!(
+        streamed_calls(&data),
+        [
+            ("get_weather".to_owned(), "{\"city\":\"Paris\"}".to_owned()),
+            ("get_weather".to_owned(), "{\"city\":\"Rome\"}".to_owned())
+        ]
+    );
+
+    // Bedrock cannot fetch image URLs: a 400 naming the part.
+    let r = post(
+        json!({"model": "nova", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "messages[0].content[0].image_url.url");
+
+    // `reasoning_effort` is model-specific on Bedrock: refused by name...
+    let calls_before = up.requests().len();
+    let r = post(json!({"model": "nova", "reasoning_effort": "low",
+        "messages": [{"role": "user", "content": "Think."}]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "reasoning_effort");
+    assert_eq!(up.requests().len(), calls_before);
+    // ...a deployment turns reasoning on, and the model's reasoning comes
+    // back as `reasoning_content`, whole and streamed.
+    up.push(
+        &converse_path(claude, false),
+        Reply::json(json!({
+            "output": {"message": {"role": "assistant", "content": [
+                {"reasoningContent": {"reasoningText": {"text": "Paris in spring: mild.", "signature": "sig-1"}}},
+                {"text": "Mild."}
+            ]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 9, "outputTokens": 20, "totalTokens": 29}
+        })),
+    );
+    let r =
+        post(json!({"model": "thinker", "messages": [{"role": "user", "content": "Weather?"}]}))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Mild.");
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "Paris in spring: mild."
+    );
+    assert_eq!(
+        up.last().json()["additionalModelRequestFields"],
+        json!({"thinking": {"type": "enabled", "budget_tokens": 1024}})
+    );
+    up.push(
+        &converse_path(claude, true),
+        Reply::event_stream(
+            vec![
+                event("messageStart", json!({"role": "assistant"})),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Paris in "}}}),
+                ),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "spring."}}}),
+                ),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig-1"}}}),
+                ),
+                event("contentBlockStop", json!({"contentBlockIndex": 0})),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 1, "delta": {"text": "Mild."}}),
+                ),
+                event("contentBlockStop", json!({"contentBlockIndex": 1})),
+                event("messageStop", json!({"stopReason": "end_turn"})),
+            ],
+            Split::Awkward,
+        ),
+    );
+    let r = post(json!({"model": "thinker", "stream": true,
+        "messages": [{"role": "user", "content": "Weather?"}]}))
+    .await
+    .unwrap();
+    let data = sse_data(&r.text().await.unwrap());
+    let reasoning: String = data
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["choices"][0]["delta"]["reasoning_content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(reasoning, "Paris in spring.");
+    assert_eq!(stream_text(&data), "Mild.");
+}
+
+#[tokio::test]
+async fn the_anthropic_front_door_over_bedrock_carries_images_parallel_tool_turns_streamed_input_and_errors()
+ {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let tool = json!({"name": "get_weather", "input_schema": {"type": "object",
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}});
+    up.push(&converse_path(NOVA, false), Reply::json(two_calls()));
+    let r = gw
+        .post("/v1/messages")
+        .json(&json!({
+            "model": "nova", "max_tokens": 200, "tools": [tool],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here and in Rome?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQSkZJRg=="}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {"city": "Rome"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_a", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "toolu_b", "content": "24C"}
+                ]}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["stop_reason"], "tool_use");
+    let uses: Vec<(&Value, &Value)> = m["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| (&b["id"], &b["input"]))
+        .collect();
+    assert_eq!(
+        uses,
+        [
+            (&json!("tooluse_paris"), &json!({"city": "Paris"})),
+            (&json!("tooluse_rome"), &json!({"city": "Rome"}))
+        ]
+    );
+    let sent = up.last().json();
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(
+        msgs[0]["content"][1],
+        json!({"image": {"format": "jpeg", "source": {"bytes": "/9j/4AAQSkZJRg=="}}})
+    );
+    assert_eq!(
+        msgs[1]["content"][1]["toolUse"],
+        json!({"toolUseId": "toolu_b", "name": "get_weather", "input": {"city": "Rome"}})
+    );
+    let results: Vec<&Value> = msgs[2]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["toolResult"]["toolUseId"])
+        .collect();
+    assert_eq!(results, [&json!("toolu_a"), &json!("toolu_b")]);
+
+    // Streamed: the tool input arrives in pieces that add up, and the usage
+    // in `message_delta` (the mock answers a tool offer with a streamed call).
+    let r = gw
+        .post("/v1/messages")
+        .json(
+            &json!({"model": "nova", "max_tokens": 200, "stream": true, "tools": [tool],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let evs = named_events(&r.text().await.unwrap());
+    let pieces: Vec<&str> = evs
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(pieces.len() > 1, "{evs:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&pieces.concat()).unwrap(),
+        json!({"city": "mock"})
+    );
+    let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    assert_eq!(delta["usage"]["output_tokens"], 20);
+    assert_eq!(evs.last().unwrap().0, "message_stop");
+
+    // Failures, in Anthropic's envelope: a validation error, then an
+    // exception after the stream started (an `error` event ends it).
+    let ask = |stream: bool| {
+        gw.post("/v1/messages")
+            .json(&json!({"model": "nova", "max_tokens": 50, "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    up.push(
+        &converse_path(NOVA, false),
+        bedrock::error(
+            400,
+            "ValidationException",
+            "The provided model identifier is invalid.",
+        ),
+    );
+    let r = ask(false).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "invalid_request_error");
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(
+            vec![
+                event("messageStart", json!({"role": "assistant"})),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": "partial"}}),
+                ),
+                exception(
+                    "modelStreamErrorException",
+                    "The model stopped unexpectedly.",
+                ),
+            ],
+            Split::Awkward,
+        ),
+    );
+    let r = ask(true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = named_events(&r.text().await.unwrap());
+    let (name, last) = evs.last().unwrap();
+    assert_eq!(name, "error", "{evs:?}");
+    assert_eq!(last["error"]["type"], "api_error");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The model stopped unexpectedly."),
+        "{last}"
+    );
+    assert!(!evs.iter().any(|(n, _)| n == "message_stop"));
+    // Last (it cools the deployment down): throttling is a 429.
+    up.push(
+        &converse_path(NOVA, false),
+        bedrock::error(
+            429,
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        ),
+    );
+    let r = ask(false).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "rate_limit_error");
+}
+
+/// `data` of each Responses API event in an SSE body.
+fn responses_events(body: &str) -> Vec<Value> {
+    named_events(body).into_iter().map(|(_, d)| d).collect()
+}
+
+#[tokio::test]
+async fn responses_over_bedrock_carry_images_parallel_calls_json_schema_streams_and_errors() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&up, ""), &[]).await;
+    let post = |body: Value| gw.post("/v1/responses").json(&body).send();
+    let tools = json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    let text = json!({"format": {"type": "json_schema", "name": "forecast", "strict": true,
+        "schema": serde_json::from_str::<Value>(SCHEMA).unwrap()}});
+
+    // Instructions, a developer message, an image and an earlier turn of two
+    // parallel calls go over; a reply of two calls comes back as two items.
+    up.push(&converse_path(NOVA, false), Reply::json(two_calls()));
+    let r = post(json!({
+        "model": "nova", "instructions": "Be brief.", "tools": tools, "max_output_tokens": 300,
+        "input": [
+            {"role": "developer", "content": "Use the tool."},
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "Weather here and in Rome?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+            ]},
+            {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}"},
+            {"type": "function_call_output", "call_id": "call_a", "output": "18C"},
+            {"type": "function_call_output", "call_id": "call_b", "output": "24C"},
+            {"role": "user", "content": "And tomorrow?"}
+        ]
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let resp: Value = r.json().await.unwrap();
+    assert_eq!(resp["object"], "response");
+    let calls: Vec<(&Value, &Value)> = resp["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "function_call")
+        .map(|o| (&o["call_id"], &o["arguments"]))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (&json!("tooluse_paris"), &json!("{\"city\":\"Paris\"}")),
+            (&json!("tooluse_rome"), &json!("{\"city\":\"Rome\"}"))
+        ]
+    );
+    assert_eq!(resp["usage"]["input_tokens"], 30);
+    let sent = up.last().json();
+    assert_eq!(
+        sent["system"],
+        json!([{"text": "Be brief."}, {"text": "Use the tool."}])
+    );
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], 300);
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(msgs[0]["content"][1]["image"]["format"], "png");
+    let uses: Vec<&Value> = msgs[1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["toolUse"]["toolUseId"])
+        .collect();
+    assert_eq!(uses, [&json!("call_a"), &json!("call_b")]);
+    let results: Vec<&Value> = msgs[2]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b.get("toolResult"))
+        .map(|r| &r["toolUseId"])
+        .collect();
+    assert_eq!(results, [&json!("call_a"), &json!("call_b")]);
+    assert_eq!(
+        sent["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
+
+    // `text.format` becomes native structured output; the JSON is the text.
+    up.push(
+        &converse_path(NOVA, false),
+        Reply::json(bedrock::converse_response(r#"{"summary":"mild"}"#)),
+    );
+    let r = post(json!({"model": "nova", "input": "Forecast?", "text": text}))
+        .await
+        .unwrap();
+    let resp: Value = r.json().await.unwrap();
+    assert_eq!(
+        resp["output"][0]["content"][0]["text"],
+        r#"{"summary":"mild"}"#
+    );
+    let def = &up.last().json()["outputConfig"]["textFormat"]["structure"]["jsonSchema"];
+    assert_eq!(def["name"], "forecast");
+    assert_eq!(
+        serde_json::from_str::<Value>(def["schema"].as_str().unwrap()).unwrap(),
+        serde_json::from_str::<Value>(SCHEMA).unwrap()
+    );
+
+    // Streamed: text deltas and usage in `response.completed`...
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(converse_stream(&["Hel", "lo"], true), Split::Awkward),
+    );
+    let r = post(json!({"model": "nova", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let events = responses_events(&r.text().await.unwrap());
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "Hello");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["input_tokens"], 11);
+    assert_eq!(done["response"]["usage"]["output_tokens"], 2);
+    // ...and a call whose arguments arrive in pieces that add up.
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(
+            converse_tool_stream("get_weather", &["{\"ci", "ty\": \"Pa", "ris\"}"]),
+            Split::Awkward,
+        ),
+    );
+    let r = post(
+        json!({"model": "nova", "input": "Weather in Paris?", "stream": true, "tools": tools}),
+    )
+    .await
+    .unwrap();
+    let events = responses_events(&r.text().await.unwrap());
+    let pieces: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "response.function_call_arguments.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert!(pieces.len() > 1, "{events:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&pieces.concat()).unwrap(),
+        json!({"city": "Paris"})
+    );
+
+    // `reasoning.effort` is refused by the name the client sent.
+    let r = post(json!({"model": "nova", "input": "Think.", "reasoning": {"effort": "high"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["param"],
+        "reasoning.effort"
+    );
+
+    // Failures: an exception after the stream started ends it with
+    // `response.failed`; throttling (last: it cools the deployment down) is a 429.
+    up.push(
+        &converse_path(NOVA, true),
+        Reply::event_stream(
+            vec![
+                event("messageStart", json!({"role": "assistant"})),
+                event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": "partial"}}),
+                ),
+                exception(
+                    "modelStreamErrorException",
+                    "The model stopped unexpectedly.",
+                ),
+            ],
+            Split::Awkward,
+        ),
+    );
+    let r = post(json!({"model": "nova", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let events = responses_events(&r.text().await.unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.failed", "{events:?}");
+    assert!(
+        last["response"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The model stopped unexpectedly."),
+        "{last}"
+    );
+    up.push(
+        &converse_path(NOVA, false),
+        bedrock::error(
+            429,
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        ),
+    );
+    let r = post(json!({"model": "nova", "input": "hi"})).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Gateway, named_events, sse_data, stream_text};
+use common::{Gateway, event_data, named_events, sse_data, stream_text};
 use modelgate_testkit::{
     End, MockUpstream, Reply, Split, gemini_error, gemini_rate_limit_error, gemini_stream,
     gemini_stream_events,
@@ -977,17 +977,6 @@ async fn parallel_calls_and_their_results_round_trip() {
     assert_eq!(responses, [json!("18C"), json!("24C")]);
 }
 
-/// `(type, data)` of each Responses API event in an SSE body.
-fn responses_events(body: &str) -> Vec<Value> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            serde_json::from_str(data).unwrap()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn responses_front_door_over_gemini() {
     let up = MockUpstream::start().await;
@@ -1053,7 +1042,7 @@ async fn responses_front_door_over_gemini() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let events = responses_events(&r.text().await.unwrap());
+    let events = event_data(&r.text().await.unwrap());
     assert_eq!(events[0]["type"], "response.created");
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["sequence_number"], i as u64, "{e}");
@@ -1076,7 +1065,7 @@ async fn responses_front_door_over_gemini() {
         .send()
         .await
         .unwrap();
-    let events = responses_events(&r.text().await.unwrap());
+    let events = event_data(&r.text().await.unwrap());
     let args: String = events
         .iter()
         .filter(|e| e["type"] == "response.function_call_arguments.delta")

@@ -393,9 +393,21 @@ fn rich_messages_request(model: &str) -> Value {
 /// streamed tool call and an upstream failure come back in Anthropic's format.
 async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
     let up = MockUpstream::start().await;
+    // Azure serves the chat dialect at its deployment URLs.
+    let (base, version, chat_path) = match provider {
+        "azure" => (
+            up.url(),
+            "    api_version: 2024-10-21\n",
+            modelgate_testkit::azure::path("upstream-model", "chat/completions"),
+        ),
+        _ => (
+            format!("{}/v1", up.url()),
+            "",
+            "/v1/chat/completions".to_owned(),
+        ),
+    };
     let yaml = format!(
-        "models:\n  - name: m\n    provider: {provider}\n    model: upstream-model\n    base_url: {}/v1\n    api_key: k\n    retry: {{ max_attempts: 1 }}\n",
-        up.url()
+        "models:\n  - name: m\n    provider: {provider}\n    model: upstream-model\n    base_url: {base}\n    api_key: k\n{version}    retry: {{ max_attempts: 1 }}\n"
     );
     let gw = Gateway::start(&yaml, &[]).await;
     let mut reply = modelgate_testkit::openai_tool_completion("get_weather", "{}");
@@ -406,7 +418,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
             {"id": "call_d", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
         ]
     });
-    up.push("/v1/chat/completions", Reply::json(reply));
+    up.push(&chat_path, Reply::json(reply));
     let r = gw
         .post("/v1/messages")
         .json(&rich_messages_request("m"))
@@ -425,6 +437,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
             {"type": "tool_use", "id": "call_d", "name": "get_weather", "input": {"city": "Rome"}}
         ])
     );
+    assert_eq!(up.last().path, chat_path);
     let sent = up.last().json();
     assert_eq!(sent["model"], "upstream-model");
     assert_eq!(sent[limit_field], 300, "{sent}");
@@ -458,7 +471,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
 
     // A text stream, with the usage the gateway asked for in message_delta.
     up.push(
-        "/v1/chat/completions",
+        &chat_path,
         Reply::sse(openai_stream(&["Hel", "lo"], true), Split::Awkward),
     );
     let r = gw
@@ -501,7 +514,7 @@ async fn translated_messages_round_trip(provider: &str, limit_field: &str) {
 
     // An upstream failure, in Anthropic's envelope.
     up.push(
-        "/v1/chat/completions",
+        &chat_path,
         Reply::error(
             500,
             json!({"error": {"message": "boom", "type": "server_error"}}),
@@ -532,6 +545,12 @@ async fn openai_compatible_gets_translated_images_and_parallel_tool_turns_and_re
 }
 
 #[tokio::test]
+async fn azure_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking()
+{
+    translated_messages_round_trip("azure", "max_tokens").await;
+}
+
+#[tokio::test]
 async fn thinking_is_refused_by_name_unless_the_upstream_is_anthropic() {
     let up = MockUpstream::start().await;
     let u = up.url();
@@ -542,6 +561,8 @@ models:
   - {{ name: compat, provider: openai_compatible, model: llama, base_url: "{u}/v1" }}
   - {{ name: gem, provider: gemini, model: gemini-2.5-flash, base_url: "{u}", api_key: k }}
   - {{ name: fake, provider: mock, model: echo }}
+  - {{ name: az, provider: azure, model: gpt4o, base_url: "{u}", api_key: k, api_version: 2024-10-21 }}
+  - {{ name: br, provider: bedrock, model: "amazon.nova-pro-v1:0", base_url: "{u}", region: us-east-1, api_key: k }}
   - {{ name: lenient, provider: openai_compatible, model: llama, base_url: "{u}/v1", drop_unsupported_params: true }}
 "#
     );
@@ -550,7 +571,7 @@ models:
         json!({"model": model, "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
                "messages": [{"role": "user", "content": "Think first."}]})
     };
-    for model in ["oai", "compat", "gem", "fake"] {
+    for model in ["oai", "compat", "gem", "fake", "az", "br"] {
         let r = gw
             .post("/v1/messages")
             .json(&body(model))
@@ -689,4 +710,141 @@ async fn the_mock_provider_streams_tool_calls_and_usage_through_messages() {
     let delta = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn structured_output_passes_through_to_anthropic_and_is_refused_by_name_elsewhere() {
+    let up = MockUpstream::start().await;
+    let u = up.url();
+    let yaml = format!(
+        r#"
+models:
+  - {{ name: claude, provider: anthropic, model: claude-sonnet-4-5, base_url: "{u}", api_key: k }}
+  - {{ name: oai, provider: openai, model: gpt-4o-mini, base_url: "{u}/v1", api_key: k }}
+  - {{ name: compat, provider: openai_compatible, model: llama, base_url: "{u}/v1" }}
+  - {{ name: gem, provider: gemini, model: gemini-2.5-flash, base_url: "{u}", api_key: k }}
+  - {{ name: az, provider: azure, model: gpt4o, base_url: "{u}", api_key: k, api_version: 2024-10-21 }}
+  - {{ name: br, provider: bedrock, model: "amazon.nova-pro-v1:0", base_url: "{u}", region: us-east-1, api_key: k }}
+  - {{ name: fake, provider: mock, model: echo }}
+  - {{ name: lenient, provider: openai_compatible, model: llama, base_url: "{u}/v1", drop_unsupported_params: true }}
+"#
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+    let format = json!({"type": "json_schema", "schema": {"type": "object",
+        "properties": {"summary": {"type": "string"}}, "required": ["summary"], "additionalProperties": false}});
+    let with = |model: &str, field: &str| {
+        let mut v = json!({"model": model, "max_tokens": 200,
+            "messages": [{"role": "user", "content": "Forecast for Paris?"}]});
+        v[field] = match field {
+            "output_config" => json!({"format": format}),
+            _ => format.clone(),
+        };
+        v
+    };
+
+    // Anthropic: `output_config.format` (and the older beta `output_format`
+    // with its header) go upstream as sent; the JSON answer comes back as sent.
+    let canned = modelgate_testkit::anthropic_message(r#"{"summary":"sunny"}"#);
+    for (field, beta) in [
+        ("output_config", None),
+        ("output_format", Some("structured-outputs-2025-11-13")),
+    ] {
+        up.push("/v1/messages", Reply::json(canned.clone()));
+        let mut req = gw.post("/v1/messages").json(&with("claude", field));
+        if let Some(b) = beta {
+            req = req.header("anthropic-beta", b);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{field}");
+        assert_eq!(r.json::<Value>().await.unwrap(), canned, "{field}");
+        let sent = up.last();
+        assert_eq!(sent.json(), with("claude-sonnet-4-5", field), "{field}");
+        assert_eq!(sent.header("anthropic-beta").as_deref(), beta);
+    }
+
+    // Every other provider takes the chat dialect, which has no place for
+    // it: a 400 naming the field, before any upstream call.
+    let calls = up.requests().len();
+    for model in ["oai", "compat", "gem", "az", "br", "fake"] {
+        for field in ["output_config", "output_format"] {
+            let r = gw
+                .post("/v1/messages")
+                .json(&with(model, field))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{model} {field}");
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["type"], "error", "{model}");
+            assert_eq!(e["error"]["type"], "invalid_request_error", "{model}");
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(message.contains(field), "{model}: {message}");
+            assert!(message.contains("structured output"), "{model}: {message}");
+        }
+    }
+    assert_eq!(
+        up.requests().len(),
+        calls,
+        "refused before any upstream call"
+    );
+    // Unless the model drops what it cannot carry.
+    let r = gw
+        .post("/v1/messages")
+        .json(&with("lenient", "output_config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(up.last().json().get("output_config").is_none());
+}
+
+#[tokio::test]
+async fn an_anthropic_stream_that_fails_midway_ends_with_its_error_event() {
+    let up = MockUpstream::start().await;
+    let mut upstream_events = modelgate_testkit::anthropic_stream(&["Hel", "lo"]);
+    // Cut after the first text delta: Anthropic then sends an `error` event
+    // (https://docs.anthropic.com/en/docs/build-with-claude/streaming#error-events).
+    upstream_events.truncate(4);
+    let error =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    upstream_events.push(format!("event: error\ndata: {error}\n\n"));
+    up.push(
+        "/v1/messages",
+        Reply::sse(upstream_events.clone(), Split::Awkward),
+    );
+    let gw = Gateway::start(&anthropic_config(&up), &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let r = gw
+        .post("/v1/messages")
+        .header("x-api-key", MASTER)
+        .json(&json!({"model": "claude", "max_tokens": 50, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let got = named_events(&r.text().await.unwrap());
+    // What came before the failure passed through as sent...
+    let want = named_events(&upstream_events[..4].concat());
+    assert_eq!(got[..4], want[..]);
+    // ...then one Anthropic error event that keeps the upstream's type, and nothing after it.
+    assert_eq!(got.len(), 5, "{got:?}");
+    let (name, data) = &got[4];
+    assert_eq!(name, "error");
+    assert_eq!(data["type"], "error");
+    assert_eq!(data["error"]["type"], "overloaded_error");
+    assert!(
+        data["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{data}"
+    );
+    let rec = gw.record(&rid).await;
+    assert_eq!(rec.error_class.as_deref(), Some("stream_interrupted"));
+    assert!(rec.truncated);
+    assert!(
+        rec.error_message.as_deref().unwrap().contains("Overloaded"),
+        "{rec:?}"
+    );
 }

@@ -990,6 +990,187 @@ models:
     );
 }
 
+/// The tool-call argument deltas of an OpenAI chat stream: their
+/// concatenation, how many non-empty pieces there were, and the finish reason.
+fn streamed_tool_arguments(data: &[String]) -> (String, usize, Option<String>) {
+    let (mut args, mut pieces, mut finish) = (String::new(), 0, None);
+    for d in data.iter().filter(|d| *d != "[DONE]") {
+        let v: Value = serde_json::from_str(d).unwrap();
+        for c in v["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(a) = c["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                args.push_str(a);
+                pieces += 1;
+            }
+        }
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_owned());
+        }
+    }
+    (args, pieces, finish)
+}
+
+#[tokio::test]
+async fn azure_gets_images_parallel_tool_turns_json_schema_and_reasoning_as_sent_and_streams_usage_tool_arguments_and_errors()
+ {
+    let up = MockUpstream::start().await;
+    let chat_path = modelgate_testkit::azure::path("gpt4o-prod", "chat/completions");
+    let yaml = format!(
+        r#"
+models:
+  - {{ name: m, provider: azure, model: gpt4o-prod, base_url: "{}", api_key: az-key-123, api_version: 2025-01-01-preview, retry: {{ max_attempts: 1 }} }}
+"#,
+        up.url()
+    );
+    let gw = Gateway::start(&yaml, &[]).await;
+
+    // The rich request goes to the deployment URL as sent (only `model`
+    // replaced); two parallel calls and reasoning tokens come back verbatim.
+    let mut reply = modelgate_testkit::openai_tool_completion("get_weather", "{}");
+    reply["choices"][0]["message"]["tool_calls"] = json!([
+        {"id": "call_c", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"id": "call_d", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+    ]);
+    reply["usage"]["completion_tokens_details"] = json!({"reasoning_tokens": 64});
+    up.push(&chat_path, Reply::json(reply.clone()));
+    let r = gw
+        .post("/v1/chat/completions")
+        .json(&rich_chat_request("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), reply);
+    let sent = up.last();
+    assert_eq!(sent.path, chat_path);
+    assert_eq!(sent.query, "api-version=2025-01-01-preview");
+    assert_eq!(sent.header("api-key").as_deref(), Some("az-key-123"));
+    assert_eq!(sent.json(), rich_chat_request("gpt4o-prod"));
+
+    // A stream with the usage chunk the client asked for.
+    up.push(
+        &chat_path,
+        Reply::sse(openai_stream(&["Hel", "lo"], true), Split::Awkward),
+    );
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(
+            &json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&body);
+    assert_eq!(stream_text(&data), "Hello");
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 2);
+
+    // Tool-call arguments streamed in pieces add up to the whole call (the
+    // mock's Azure route answers a tool offer with a call, like OpenAI).
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "m", "stream": true,
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": rich_chat_request("m")["tools"]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (args, pieces, finish) = streamed_tool_arguments(&sse_data(&body));
+    assert!(pieces > 1, "arguments arrive in several deltas");
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "mock"})
+    );
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    assert_eq!(up.last().path, chat_path);
+
+    // Azure's content filter is the client's 400, with its code.
+    let ask = || {
+        gw.post("/v1/chat/completions")
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    up.push(
+        &chat_path,
+        Reply::error(
+            400,
+            json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+                "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate": {"filtered": true, "severity": "high"}}}}}),
+        ),
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "content_filter");
+
+    // A stream cut after it started ends with an error event and no [DONE].
+    let mut events = openai_stream(&["partial", " answer", " never", " finished"], false);
+    events.truncate(3);
+    up.push(
+        &chat_path,
+        Reply::Sse {
+            events,
+            split: Split::Awkward,
+            gap: Duration::ZERO,
+            end: End::Reset,
+        },
+    );
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&body);
+    assert!(stream_text(&data).starts_with("partial"), "{body}");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "api_error");
+
+    // Last (it cools the deployment down): Azure's 429, with its Retry-After.
+    up.push(
+        &chat_path,
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2025-01-01-preview have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds."}}),
+            headers: vec![("retry-after".into(), "6".into())],
+        },
+    );
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "6");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Please retry after 6 seconds"),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn a_budgeted_completion_without_max_tokens_gets_the_reserved_cap() {
     let up = MockUpstream::start().await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Gateway;
+use common::{Gateway, event_data};
 use modelgate_testkit::{MockUpstream, Reply, Split};
 use serde_json::{Value, json};
 
@@ -215,14 +215,7 @@ models:
         .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    let events: Vec<Value> = text
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            serde_json::from_str(data).unwrap()
-        })
-        .collect();
+    let events: Vec<Value> = event_data(&text);
     assert_eq!(events[0]["type"], "response.created");
     assert_eq!(events.last().unwrap()["type"], "response.completed");
     for (i, e) in events.iter().enumerate() {
@@ -401,14 +394,7 @@ async fn openai_compatible_deployments_are_bridged_through_chat() {
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    let events: Vec<Value> = text
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            serde_json::from_str(data).unwrap()
-        })
-        .collect();
+    let events: Vec<Value> = event_data(&text);
     let deltas: String = events
         .iter()
         .filter(|e| e["type"] == "response.output_text.delta")
@@ -571,4 +557,224 @@ async fn anthropic_deployments_get_images_parallel_calls_and_json_schema_bridged
         "{e}"
     );
     assert_eq!(up.requests().len(), calls);
+}
+
+/// `/v1/responses` over a `provider` deployment that takes the chat dialect
+/// from an OpenAI-format upstream: `rich_responses_request` with a reasoning
+/// effort is bridged to chat (the image as an image part, both calls in one
+/// assistant turn and both outputs as tool messages, the schema as
+/// `response_format`, the effort as `reasoning_effort`); a reply with
+/// reasoning and two parallel calls comes back as a reasoning item and two
+/// function calls; a JSON answer comes back as the output text; a streamed
+/// call's arguments add up; usage ends the stream; failures keep their
+/// status, before and after a stream started.
+async fn bridged_responses_round_trip(provider: &str) {
+    let up = MockUpstream::start().await;
+    // Azure serves the chat dialect at its deployment URLs.
+    let (base, version, chat_path) = match provider {
+        "azure" => (
+            up.url(),
+            ", api_version: 2024-10-21",
+            modelgate_testkit::azure::path("upstream-model", "chat/completions"),
+        ),
+        _ => (
+            format!("{}/v1", up.url()),
+            "",
+            "/v1/chat/completions".to_owned(),
+        ),
+    };
+    let yaml = format!(
+        "models:\n  - {{ name: m, provider: {provider}, model: upstream-model, base_url: \"{base}\", api_key: k{version}, retry: {{ max_attempts: 1 }} }}\n"
+    );
+    let gw = Gateway::start(&yaml, &[("MODELGATE_MASTER_KEY", MASTER)]).await;
+    let post = |body: Value| {
+        gw.post("/v1/responses")
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+    };
+
+    let mut reply = modelgate_testkit::openai_tool_completion("get_weather", "{}");
+    reply["choices"][0]["message"] = json!({
+        "role": "assistant", "content": null, "reasoning_content": "Two cities, two calls.",
+        "tool_calls": [
+            {"id": "call_c", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_d", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+        ]
+    });
+    reply["usage"]["completion_tokens_details"] = json!({"reasoning_tokens": 64});
+    up.push(&chat_path, Reply::json(reply));
+    let mut request = rich_responses_request("m");
+    request["reasoning"] = json!({"effort": "low"});
+    let r = post(request.clone()).await.unwrap();
+    assert_eq!(r.status(), 200, "{provider}");
+    let body: Value = r.json().await.unwrap();
+    let output = body["output"].as_array().unwrap();
+    let reasoning = output.iter().find(|o| o["type"] == "reasoning").unwrap();
+    assert_eq!(reasoning["summary"][0]["text"], "Two cities, two calls.");
+    let calls: Vec<(&Value, &Value)> = output
+        .iter()
+        .filter(|o| o["type"] == "function_call")
+        .map(|o| (&o["call_id"], &o["arguments"]))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (&json!("call_c"), &json!("{\"city\":\"Paris\"}")),
+            (&json!("call_d"), &json!("{\"city\":\"Rome\"}"))
+        ]
+    );
+    assert_eq!(
+        body["usage"]["output_tokens_details"]["reasoning_tokens"],
+        64
+    );
+    let sent = up.last();
+    assert_eq!(sent.path, chat_path, "not the Responses API");
+    let sent = sent.json();
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 7, "{sent}");
+    assert_eq!(msgs[0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(msgs[1]["content"], "Answer in JSON.");
+    assert_eq!(msgs[2]["content"][0]["text"], "Weather here and in Rome?");
+    assert_eq!(
+        msgs[2]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,iVBORw0KGgo="
+    );
+    let ids: Vec<&Value> = msgs[3]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(ids, [&json!("call_a"), &json!("call_b")]);
+    assert_eq!(
+        msgs[4],
+        json!({"role": "tool", "content": "18C", "tool_call_id": "call_a"})
+    );
+    assert_eq!(
+        msgs[5],
+        json!({"role": "tool", "content": "24C", "tool_call_id": "call_b"})
+    );
+    assert_eq!(msgs[6], json!({"role": "user", "content": "And tomorrow?"}));
+    let format = &request["text"]["format"];
+    assert_eq!(
+        sent["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": format["name"], "strict": true, "schema": format["schema"]}})
+    );
+    assert_eq!(sent["reasoning_effort"], "low");
+    assert_eq!(sent["parallel_tool_calls"], true);
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+
+    // The JSON answer is the output text.
+    up.push(
+        &chat_path,
+        Reply::json(modelgate_testkit::openai_completion(
+            "{\"summary\":\"mild\"}",
+        )),
+    );
+    let r = post(json!({"model": "m", "input": "Forecast?", "text": request["text"]}))
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "{\"summary\":\"mild\"}"
+    );
+    assert_eq!(body["text"]["format"]["type"], "json_schema");
+
+    // A text stream: its deltas, then usage in `response.completed`.
+    let r = post(json!({"model": "m", "instructions": "Be brief.", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let events = event_data(&r.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello from upstream.");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+
+    // A streamed call (the mock answers a tool offer with one): its argument
+    // deltas add up, and usage arrives in `response.completed`.
+    let r = post(
+        json!({"model": "m", "input": "Weather in Paris?", "stream": true,
+        "tools": request["tools"]}),
+    )
+    .await
+    .unwrap();
+    let events = event_data(&r.text().await.unwrap());
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "response.function_call_arguments.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert!(deltas.len() > 1, "{events:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&deltas.concat()).unwrap(),
+        json!({"city": "mock"})
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    let call = done["response"]["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .unwrap();
+    assert_eq!(call["arguments"], "{\"city\":\"mock\"}");
+    assert_eq!(done["response"]["usage"]["input_tokens"], 20);
+    assert_eq!(done["response"]["usage"]["output_tokens"], 8);
+    assert_eq!(up.last().json()["stream_options"]["include_usage"], true);
+
+    // A stream cut after it started ends with `response.failed`.
+    let mut cut =
+        modelgate_testkit::openai_stream(&["partial", " answer", " never", " done"], false);
+    cut.truncate(3);
+    up.push(
+        &chat_path,
+        Reply::Sse {
+            events: cut,
+            split: Split::Awkward,
+            gap: std::time::Duration::ZERO,
+            end: modelgate_testkit::End::Reset,
+        },
+    );
+    let r = post(json!({"model": "m", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    let events = event_data(&r.text().await.unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.failed", "{events:?}");
+    assert_eq!(last["response"]["status"], "failed");
+
+    // Last (it cools the deployment down): a 429 with its Retry-After.
+    up.push(
+        &chat_path,
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"code": "429", "message": "Rate limit is exceeded. Try again in 7 seconds."}}),
+            headers: vec![("retry-after".into(), "7".into())],
+        },
+    );
+    let r = post(json!({"model": "m", "input": "hi"})).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
+}
+
+#[tokio::test]
+async fn openai_compatible_deployments_get_images_parallel_calls_json_schema_and_reasoning_bridged()
+{
+    bridged_responses_round_trip("openai_compatible").await;
+}
+
+#[tokio::test]
+async fn azure_deployments_get_images_parallel_calls_json_schema_and_reasoning_bridged() {
+    bridged_responses_round_trip("azure").await;
 }

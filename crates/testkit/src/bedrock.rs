@@ -359,7 +359,7 @@ fn verify_sigv4(
 // ---------------------------------------------------------------------------
 
 /// Top-level members of a Converse request body.
-const TOP_LEVEL: [&str; 10] = [
+const TOP_LEVEL: [&str; 11] = [
     "messages",
     "system",
     "inferenceConfig",
@@ -370,6 +370,7 @@ const TOP_LEVEL: [&str; 10] = [
     "promptVariables",
     "requestMetadata",
     "performanceConfig",
+    "outputConfig",
 ];
 
 /// The single member of a union object.
@@ -411,6 +412,67 @@ fn check_image(v: &Value, at: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{at}.source: expected non-empty base64 `bytes`"))
+    }
+}
+
+/// `outputConfig`: `{"textFormat": {"type": "json_schema", "structure":
+/// {"jsonSchema": {"schema": "<the schema as a JSON string>", "name"?,
+/// "description"?}}}}`
+/// (<https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_OutputConfig.html>).
+fn check_output_config(oc: &Value) -> Result<(), String> {
+    let oc = oc.as_object().ok_or("outputConfig: expected an object")?;
+    if let Some(k) = oc.keys().find(|k| *k != "textFormat") {
+        return Err(format!(
+            "outputConfig: extraneous key [{k}] is not permitted"
+        ));
+    }
+    let Some(tf) = oc.get("textFormat") else {
+        return Ok(());
+    };
+    let tf = tf
+        .as_object()
+        .ok_or("outputConfig.textFormat: expected an object")?;
+    if let Some(k) = tf.keys().find(|k| *k != "type" && *k != "structure") {
+        return Err(format!(
+            "outputConfig.textFormat: extraneous key [{k}] is not permitted"
+        ));
+    }
+    if tf.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return Err("outputConfig.textFormat.type: must be json_schema".into());
+    }
+    let structure = tf
+        .get("structure")
+        .ok_or("outputConfig.textFormat.structure: required")?;
+    match union_member(structure, "outputConfig.textFormat.structure")? {
+        ("jsonSchema", def) => {
+            let at = "outputConfig.textFormat.structure.jsonSchema";
+            let def = def.as_object().ok_or(format!("{at}: expected an object"))?;
+            if let Some(k) = def
+                .keys()
+                .find(|k| !["schema", "name", "description"].contains(&k.as_str()))
+            {
+                return Err(format!("{at}: extraneous key [{k}] is not permitted"));
+            }
+            // The schema travels as a string holding JSON, not as an object.
+            let schema = def.get("schema").and_then(Value::as_str).ok_or(format!(
+                "{at}.schema: expected a string holding a JSON schema"
+            ))?;
+            if !serde_json::from_str::<Value>(schema).is_ok_and(|v| v.is_object()) {
+                return Err(format!("{at}.schema: is not a valid JSON schema"));
+            }
+            for k in ["name", "description"] {
+                if def
+                    .get(k)
+                    .is_some_and(|v| v.as_str().is_none_or(str::is_empty))
+                {
+                    return Err(format!("{at}.{k}: must be a non-empty string"));
+                }
+            }
+            Ok(())
+        }
+        (k, _) => Err(format!(
+            "outputConfig.textFormat.structure: unsupported member {k}"
+        )),
     }
 }
 
@@ -519,6 +581,9 @@ pub fn validate_request(body: &Value) -> Result<(), String> {
         && !a.is_object()
     {
         return Err("additionalModelRequestFields: expected a JSON object".into());
+    }
+    if let Some(oc) = obj.get("outputConfig") {
+        check_output_config(oc)?;
     }
     let messages = obj
         .get("messages")
@@ -801,6 +866,9 @@ mod tests {
     fn catches_what_converse_rejects() {
         let ok = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
         assert!(validate_request(&ok).is_ok());
+        let structured = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{\"type\":\"object\"}", "name": "x"}}}}});
+        assert_eq!(validate_request(&structured), Ok(()));
         for bad in [
             json!({"modelId": "x", "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
             json!({"messages": []}),
@@ -811,6 +879,8 @@ mod tests {
             json!({"inferenceConfig": {"temperature": 1.5}, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
             json!({"inferenceConfig": {"max_tokens": 5}, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
             json!({"toolConfig": {"tools": [], "toolChoice": {"auto": {}}}, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+            json!({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": {"type": "object"}}}}}, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+            json!({"outputConfig": {"textFormat": {"type": "json", "structure": {"jsonSchema": {"schema": "{}"}}}}, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
             json!({"messages": [
                 {"role": "user", "content": [{"text": "hi"}]},
                 {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]},

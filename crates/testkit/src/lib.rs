@@ -5,8 +5,9 @@
 //! `/v1beta/models/{model}:generateContent` / `:streamGenerateContent` (Gemini
 //! format; server-sent events with `?alt=sse`, else one JSON array) and
 //! `/model/{modelId}/converse` / `/converse-stream` (Bedrock, SigV4 or API key
-//! checked: see [`bedrock`]), Vertex AI's Gemini and Claude routes behind a
-//! bearer token, and an OAuth token endpoint `POST /token` (see [`vertex`]).
+//! checked: see [`bedrock`]), Azure OpenAI's deployment URLs (`api-version`
+//! and `api-key` checked: see [`azure`]), Vertex AI's Gemini and Claude routes
+//! behind a bearer token, and an OAuth token endpoint `POST /token` (see [`vertex`]).
 //! Tests queue [`Reply`]s per path; with an empty
 //! queue each path answers a canned success. Every request
 //! is recorded (method, path, headers, body), and streams that the client
@@ -32,6 +33,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 pub mod aws;
+pub mod azure;
 pub mod bedrock;
 pub mod gemini;
 pub mod otlp;
@@ -476,8 +478,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let vertex_route = vertex::route(&path, &query);
     let gemini_route = gemini::route(&path, &query);
     let bedrock_route = bedrock::route(&path);
+    let azure_route = azure::route(&path);
     // Like the real APIs, reject what they would reject before any script runs.
     let invalid = match path.as_str() {
+        _ if let Some(op) = azure_route => azure::invalid(op, &parts.headers, &query, &parsed),
         _ if let Some(route) = &vertex_route => {
             let tokens = shared.vertex_tokens.lock().unwrap().clone();
             vertex::invalid(route, &parts.headers, &parsed, &tokens)
@@ -538,7 +542,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         (None, None) => scripted.unwrap_or_else(|| match (&vertex_route, &gemini_route) {
             (Some(route), _) => vertex::default_reply(route, &parsed),
             (None, Some(route)) => gemini::default_reply(route, &parsed),
-            (None, None) => default_reply(&path, &parsed),
+            // Azure answers like OpenAI at its deployment URLs.
+            (None, None) => default_reply(azure_route.unwrap_or(&path), &parsed),
         }),
     };
     render(reply, shared).await

@@ -206,6 +206,19 @@ pub fn openai_chat_request(body: &Value) -> Result<(), String> {
     if !body["model"].is_string() {
         return Err("you must provide a model parameter".into());
     }
+    chat_request(body)
+}
+
+/// Checks an Azure OpenAI chat body: OpenAI's checks, but the deployment in
+/// the URL names the model, so `model` is optional.
+pub fn azure_chat_request(body: &Value) -> Result<(), String> {
+    if body.get("model").is_some_and(|m| !m.is_string()) {
+        return Err("model: must be a string".into());
+    }
+    chat_request(body)
+}
+
+fn chat_request(body: &Value) -> Result<(), String> {
     let msgs = body["messages"]
         .as_array()
         .ok_or("messages: Field required")?;

@@ -164,6 +164,11 @@ pub fn named_events(body: &str) -> Vec<(String, serde_json::Value)> {
         .collect()
 }
 
+/// The `data` of each event of an SSE body, as JSON.
+pub fn event_data(body: &str) -> Vec<serde_json::Value> {
+    named_events(body).into_iter().map(|(_, d)| d).collect()
+}
+
 /// Concatenated `delta.content` of OpenAI chunks.
 pub fn stream_text(data: &[String]) -> String {
     data.iter()
