@@ -464,6 +464,21 @@ impl Deployment {
         self.preset.unwrap_or(self.provider.as_str())
     }
 
+    /// Whether an output cap goes upstream as `max_completion_tokens` rather
+    /// than `max_tokens`: OpenAI's reasoning models (o-series, gpt-5) only
+    /// take the newer field, on OpenAI and on Azure from `api-version`
+    /// 2024-09-01 on; other OpenAI-compatible servers know only `max_tokens`.
+    pub fn takes_max_completion_tokens(&self) -> bool {
+        match self.provider {
+            ProviderKind::OpenAi => true,
+            ProviderKind::Azure => self
+                .api_version
+                .as_deref()
+                .is_some_and(|v| v >= "2024-09-01"),
+            _ => false,
+        }
+    }
+
     /// Whether `upstream_model` here speaks the Anthropic Messages API
     /// natively: Anthropic, and Claude models on Vertex AI. `/v1/messages`
     /// passes bodies through to those.

@@ -2931,6 +2931,31 @@ models:
     }
 
     #[test]
+    fn output_caps_use_the_field_the_api_version_takes() {
+        let c = Config::load(
+            Some(concat!(
+                "deployments:\n",
+                "  - { name: new, provider: azure, model: o3, base_url: https://r.openai.azure.com, api_key: k }\n",
+                "  - { name: preview, provider: azure, model: o3, base_url: https://r.openai.azure.com, api_key: k, api_version: 2025-04-01-preview }\n",
+                "  - { name: old, provider: azure, model: gpt4, base_url: https://r.openai.azure.com, api_key: k, api_version: 2024-06-01 }\n",
+                "  - { name: oai, provider: openai, model: o3, api_key: k }\n",
+                "  - { name: groq, provider: groq, model: m, api_key: k }\n",
+            )),
+            &MapEnv::default(),
+        )
+        .unwrap();
+        let takes = |n: &str| {
+            c.deployments
+                .iter()
+                .find(|d| d.name == n)
+                .unwrap()
+                .takes_max_completion_tokens()
+        };
+        assert!(takes("new") && takes("preview") && takes("oai"));
+        assert!(!takes("old") && !takes("groq"));
+    }
+
+    #[test]
     fn azure_needs_an_endpoint_and_a_credential() {
         let c = Config::load(
             Some("deployments:\n  - { name: a, provider: azure, model: gpt4o, base_url: https://r.openai.azure.com/, api_key: k }\n  - { name: b, provider: azure, model: gpt4o, base_url: https://r.openai.azure.com, api_version: 2025-01-01-preview, headers: { Authorization: Bearer tok } }\n"),

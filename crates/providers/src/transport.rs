@@ -270,7 +270,7 @@ impl Upstreams {
             .filter(|_| req.output_cap().is_none())
             .map(|c| {
                 // OpenAI's reasoning models only take the newer field.
-                let field = if d.provider == ProviderKind::OpenAi {
+                let field = if d.takes_max_completion_tokens() {
                     "max_completion_tokens"
                 } else {
                     "max_tokens"

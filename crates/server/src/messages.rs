@@ -28,7 +28,7 @@ use futures_util::Stream;
 use modelgate_api::anthropic::{Content, ContentBlock, MessagesRequest, System};
 use modelgate_api::openai::{ChatChunk, ChatCompletion};
 use modelgate_codec::messages::{EventEncoder, ToChatOptions, encode_event, from_chat, to_chat};
-use modelgate_config::{Alias, ProviderKind};
+use modelgate_config::Alias;
 use modelgate_core::ErrorClass;
 use modelgate_providers::{CallContext, ChatReply, ChatStream, StreamItem, Target};
 use tokio::time::Instant;
@@ -95,7 +95,7 @@ pub async fn messages(
             }
             let opts = ToChatOptions {
                 drop_unsupported: d.drop_unsupported_params,
-                max_completion_tokens: d.provider == ProviderKind::OpenAi,
+                max_completion_tokens: d.takes_max_completion_tokens(),
             };
             let mut chat = to_chat(req, &opts).map_err(ApiError::from)?;
             if !d.stream_usage {

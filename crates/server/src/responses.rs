@@ -113,7 +113,7 @@ pub async fn responses(
             let req = typed.as_ref().map_err(Clone::clone)?;
             let opts = ToChatOptions {
                 drop_unsupported: d.drop_unsupported_params,
-                max_completion_tokens: false,
+                max_completion_tokens: d.takes_max_completion_tokens(),
             };
             let mut chat = to_chat(req, &opts).map_err(ApiError::from)?;
             if !d.stream_usage {

@@ -547,7 +547,7 @@ async fn openai_compatible_gets_translated_images_and_parallel_tool_turns_and_re
 #[tokio::test]
 async fn azure_gets_translated_images_and_parallel_tool_turns_and_reasoning_comes_back_as_thinking()
 {
-    translated_messages_round_trip("azure", "max_tokens").await;
+    translated_messages_round_trip("azure", "max_completion_tokens").await;
 }
 
 #[tokio::test]
