@@ -358,6 +358,9 @@ const VX_RESPONSES: &str = "crates/server/tests/vertex_matrix.rs::responses_over
 
 /// The claims. Order within the table does not matter; the document and the
 /// endpoint follow [`Surface::ALL`], [`PROVIDERS`] and [`Feature::ALL`].
+/// Claude on Vertex through `/v1/messages`: images, tools and schemas as written.
+const VX_NATIVE_TOOLS: &str = "crates/server/tests/vertex_upstream.rs::claude_on_vertex_passthrough_carries_images_parallel_tools_streamed_input_and_structured_output";
+
 pub const CELLS: &[Cell] = &[
     // ---- chat × openai (passthrough) -------------------------------------
     ok(Chat, OpenAi, Text, &[
@@ -1105,6 +1108,13 @@ pub const CELLS: &[Cell] = &[
     ok(Messages, Vertex, MultiTurn, &[
         "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
     ]),
+    ok(Messages, Vertex, Images, &[VX_NATIVE_TOOLS]),
+    ok(Messages, Vertex, Tools, &[VX_NATIVE_TOOLS]),
+    ok(Messages, Vertex, ParallelTools, &[VX_NATIVE_TOOLS]),
+    ok(Messages, Vertex, StreamedToolArgs, &[VX_NATIVE_TOOLS])
+        .note("`input_json_delta` events pass through as Claude sends them."),
+    ok(Messages, Vertex, JsonSchema, &[VX_NATIVE_TOOLS])
+        .note("`output_config.format` reaches Claude as written."),
     ok(Messages, Vertex, Reasoning, &[
         "crates/server/tests/vertex_upstream.rs::the_anthropic_front_door_passes_claude_on_vertex_through_natively",
     ])

@@ -294,6 +294,81 @@ async fn the_anthropic_front_door_passes_claude_on_vertex_through_natively() {
 }
 
 #[tokio::test]
+async fn claude_on_vertex_passthrough_carries_images_parallel_tools_streamed_input_and_structured_output()
+ {
+    let up = MockUpstream::start().await;
+    let key = KeyFile::new(&up);
+    let gw = Gateway::start(&config(&up, &key), &[]).await;
+    let tool = json!({"name": "get_weather", "description": "Weather in a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}});
+    let mut canned =
+        modelgate_testkit::anthropic_tool_message("get_weather", json!({"city": "Paris"}));
+    canned["content"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Rome"}}));
+    up.push(&format!("{CLAUDE}:rawPredict"), Reply::json(canned.clone()));
+    let request = json!({
+        "model": "sonnet", "max_tokens": 512, "tools": [tool],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": false},
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "text", "text": "Weather where this was taken, and in Rome?"}
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {"city": "Rome"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_a", "content": "Snow"},
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "Sun"}
+            ]}
+        ],
+        "output_config": {"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"summary": {"type": "string"}}}}}
+    });
+    let r = gw.post("/v1/messages").json(&request).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        canned,
+        "both calls come back as sent"
+    );
+    let mut expected = request.clone();
+    expected.as_object_mut().unwrap().remove("model");
+    expected["anthropic_version"] = json!(VERTEX_ANTHROPIC_VERSION);
+    assert_eq!(
+        up.last().json(),
+        expected,
+        "image, tools, tool turns and schema as written"
+    );
+
+    // A streamed call's input arrives as input_json_delta pieces, unchanged.
+    let upstream_events =
+        modelgate_testkit::anthropic_tool_stream("get_weather", &["{\"ci", "ty\": \"Paris\"}"]);
+    up.push(
+        &format!("{CLAUDE}:streamRawPredict"),
+        Reply::sse(upstream_events.clone(), modelgate_testkit::Split::Awkward),
+    );
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let r = gw
+        .post("/v1/messages")
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = named_events(&r.text().await.unwrap());
+    assert_eq!(got, named_events(&upstream_events.concat()));
+    let input: String = got
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(input, "{\"city\": \"Paris\"}");
+}
+
+#[tokio::test]
 async fn tokens_are_refreshed_once_they_expire() {
     let up = MockUpstream::start().await;
     // Within the 60 s refresh margin: every token is stale as soon as it is
