@@ -356,11 +356,11 @@ const VX_GEMINI: &str = "crates/server/tests/vertex_matrix.rs::gemini_on_vertex_
 const VX_CLAUDE: &str = "crates/server/tests/vertex_matrix.rs::claude_on_vertex_carries_tool_turns_images_json_schema_and_streamed_input_and_refuses_reasoning_effort";
 const VX_RESPONSES: &str = "crates/server/tests/vertex_matrix.rs::responses_over_vertex_carry_images_parallel_calls_json_schema_reasoning_streams_and_errors";
 
-/// The claims. Order within the table does not matter; the document and the
-/// endpoint follow [`Surface::ALL`], [`PROVIDERS`] and [`Feature::ALL`].
 /// Claude on Vertex through `/v1/messages`: images, tools and schemas as written.
 const VX_NATIVE_TOOLS: &str = "crates/server/tests/vertex_upstream.rs::claude_on_vertex_passthrough_carries_images_parallel_tools_streamed_input_and_structured_output";
 
+/// The claims. Order within the table does not matter; the document and the
+/// endpoint follow [`Surface::ALL`], [`PROVIDERS`] and [`Feature::ALL`].
 pub const CELLS: &[Cell] = &[
     // ---- chat × openai (passthrough) -------------------------------------
     ok(Chat, OpenAi, Text, &[
