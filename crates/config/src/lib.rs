@@ -539,8 +539,9 @@ pub enum VertexAuth {
     /// file), e.g. from `gcloud auth print-access-token`: sent as is, never
     /// refreshed.
     Static,
-    /// A credentials file (service account or `authorized_user`), read when
-    /// a token is needed; tokens are cached until shortly before they expire.
+    /// A credentials file (service account, `authorized_user` or
+    /// `external_account`), read when a token is needed; tokens are cached
+    /// until shortly before they expire.
     File(PathBuf),
     /// The GCE/GKE metadata server at this base URL
     /// (`http://metadata.google.internal`): the workload's own service account.
@@ -558,6 +559,24 @@ pub struct VertexConfig {
     /// ([`VertexPublisher::infer`]).
     pub publisher: Option<VertexPublisher>,
     pub auth: VertexAuth,
+    /// What `external_account` credential files may take from the
+    /// environment (captured when the configuration is loaded).
+    pub external: ExternalAccountEnv,
+}
+
+/// The environment an `external_account` (workload identity federation)
+/// credentials file may use, as Google's auth libraries read it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExternalAccountEnv {
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (AWS-sourced files; else the
+    /// file's `region_url` is asked).
+    pub aws_region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`)
+    /// (AWS-sourced files; else the file's metadata `url` is asked).
+    pub aws_credentials: Option<AwsCredentials>,
+    /// `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`: executable-sourced
+    /// files may run their command.
+    pub allow_executables: bool,
 }
 
 impl VertexConfig {

@@ -18,9 +18,9 @@ use crate::{
     ANTHROPIC_DEFAULT_BASE, AZURE_DEFAULT_API_VERSION, Alias, AssumeRole, AwsAuth, AwsChain,
     AwsCredentials, BedrockConfig, Config, ContainerEndpoint, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SQLITE_PATH, Deployment, Env,
-    Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind, RetryPolicy,
-    RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts, VertexAuth, VertexConfig,
-    VertexPublisher, WebIdentity,
+    ExternalAccountEnv, Fallbacks, GEMINI_DEFAULT_BASE, Hedge, OPENAI_DEFAULT_BASE, ProviderKind,
+    RetryPolicy, RouterConfig, Secret, ServerConfig, StoreConfig, Strategy, Timeouts, VertexAuth,
+    VertexConfig, VertexPublisher, WebIdentity,
 };
 use crate::{Capture, GovernanceConfig, ObservabilityConfig, RedisConfig, TracingConfig};
 
@@ -1248,18 +1248,37 @@ fn validate_vertex(
         location,
         publisher,
         auth,
+        external: external_account_env(env),
     })
 }
 
+/// What `external_account` credential files may read from the environment.
+fn external_account_env(env: &dyn Env) -> ExternalAccountEnv {
+    ExternalAccountEnv {
+        aws_region: non_empty(env.var("AWS_REGION"))
+            .or_else(|| non_empty(env.var("AWS_DEFAULT_REGION"))),
+        aws_credentials: aws_credentials_from_env(env),
+        allow_executables: env
+            .var("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES")
+            .is_some_and(|v| v.trim() == "1"),
+    }
+}
+
 /// `vertex/<model id>` from Google's standard variables: a project
-/// (`GOOGLE_CLOUD_PROJECT`) and a credentials file
-/// (`GOOGLE_APPLICATION_CREDENTIALS`); the location is
+/// (`GOOGLE_CLOUD_PROJECT`) and application-default credentials (the file
+/// `GOOGLE_APPLICATION_CREDENTIALS` names, the gcloud file, or the metadata
+/// server on Google Cloud); the location is
 /// `GOOGLE_CLOUD_LOCATION`, else `us-central1`. The publisher follows the
 /// model id (`vertex/claude-...` is Anthropic's).
 fn vertex_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
     let project = non_empty(env.var("GOOGLE_CLOUD_PROJECT"))?;
-    let file = non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS"))
-        .or_else(|| gcloud_adc_file(env).map(|f| f.to_string_lossy().into_owned()))?;
+    let auth = match non_empty(env.var("GOOGLE_APPLICATION_CREDENTIALS")) {
+        Some(f) => VertexAuth::File(PathBuf::from(f)),
+        None => match gcloud_adc_file(env) {
+            Some(f) => VertexAuth::File(f),
+            None => VertexAuth::Metadata(metadata_server(env)?),
+        },
+    };
     let location = non_empty(env.var("GOOGLE_CLOUD_LOCATION"))
         .unwrap_or_else(|| crate::VERTEX_DEFAULT_LOCATION.to_owned());
     if !valid_location(&location) {
@@ -1279,7 +1298,8 @@ fn vertex_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> {
         project,
         location,
         publisher: None,
-        auth: VertexAuth::File(PathBuf::from(file)),
+        auth,
+        external: external_account_env(env),
     });
     Some(d)
 }
@@ -2649,6 +2669,19 @@ models:
         let v = d.vertex.as_ref().unwrap();
         assert_eq!((v.project.as_str(), v.location.as_str()), ("p", "global"));
         assert_eq!(v.publisher, None);
+        assert_eq!(v.external, ExternalAccountEnv::default());
+        // On Google Cloud (the metadata server), a project is enough.
+        let env = MapEnv::from_pairs([
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("GCE_METADATA_HOST", "127.0.0.1:9"),
+            ("AWS_REGION", "us-west-2"),
+            ("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1"),
+        ]);
+        let c = Config::load(None, &env).unwrap();
+        let v = c.prefixes["vertex"].vertex.clone().unwrap();
+        assert_eq!(v.auth, VertexAuth::Metadata("http://127.0.0.1:9".into()));
+        assert_eq!(v.external.aws_region.as_deref(), Some("us-west-2"));
+        assert!(v.external.allow_executables);
         let bad = Config::load(
             None,
             &MapEnv::from_pairs([

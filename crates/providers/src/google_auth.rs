@@ -1,7 +1,9 @@
 //! Google OAuth 2.0 access tokens for Vertex AI.
 //!
-//! Two credential files are understood, the ones `GOOGLE_APPLICATION_CREDENTIALS`
-//! points to (<https://cloud.google.com/docs/authentication/application-default-credentials>):
+//! Three credential files are understood, the ones `GOOGLE_APPLICATION_CREDENTIALS`
+//! points to (<https://cloud.google.com/docs/authentication/application-default-credentials>)
+//! — `external_account` files (workload identity federation) are in
+//! [`crate::google_external`]:
 //! - `service_account` keys: a JWT signed with the key (RS256) is exchanged at
 //!   the file's `token_uri` with the `urn:ietf:params:oauth:grant-type:jwt-bearer`
 //!   grant (<https://developers.google.com/identity/protocols/oauth2/service-account#httprest>);
@@ -19,12 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use modelgate_config::Secret;
+use modelgate_config::{ExternalAccountEnv, Secret};
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 
 use crate::credentials::{Refreshing, form_urlencode};
+use crate::google_external::ExternalAccount;
 
 /// The scope Vertex AI calls need.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -47,6 +50,8 @@ pub enum Credentials {
         refresh_token: Secret,
         token_uri: String,
     },
+    /// Workload identity federation ([`crate::google_external`]).
+    ExternalAccount(Box<ExternalAccount>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -60,6 +65,11 @@ impl std::fmt::Debug for Credentials {
             Credentials::AuthorizedUser { token_uri, .. } => f
                 .debug_struct("AuthorizedUser")
                 .field("token_uri", token_uri)
+                .finish_non_exhaustive(),
+            Credentials::ExternalAccount(e) => f
+                .debug_struct("ExternalAccount")
+                .field("audience", &e.audience)
+                .field("token_url", &e.token_url)
                 .finish_non_exhaustive(),
         }
     }
@@ -143,8 +153,11 @@ impl Credentials {
                     token_uri,
                 })
             }
+            Some("external_account") => Ok(Credentials::ExternalAccount(Box::new(
+                ExternalAccount::parse(json)?,
+            ))),
             Some(other) => Err(AuthError::Credentials(format!(
-                "credentials file type {other:?} is not supported (service_account or authorized_user)"
+                "credentials file type {other:?} is not supported (service_account, authorized_user or external_account)"
             ))),
             None => Err(AuthError::Credentials(
                 "credentials file has no `type` field".into(),
@@ -157,6 +170,7 @@ impl Credentials {
         match self {
             Credentials::ServiceAccount(sa) => &sa.token_uri,
             Credentials::AuthorizedUser { token_uri, .. } => token_uri,
+            Credentials::ExternalAccount(e) => &e.token_url,
         }
     }
 
@@ -181,6 +195,11 @@ impl Credentials {
                 ("client_secret", client_secret.expose().to_owned()),
                 ("refresh_token", refresh_token.expose().to_owned()),
             ],
+            Credentials::ExternalAccount(_) => {
+                return Err(AuthError::Credentials(
+                    "external_account tokens come from a token exchange, not a form".into(),
+                ));
+            }
         })
     }
 }
@@ -323,6 +342,8 @@ const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts
 pub struct TokenSource {
     origin: Origin,
     cache: Refreshing<Secret>,
+    /// What an `external_account` file may take from the environment.
+    external: ExternalAccountEnv,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -340,6 +361,15 @@ impl TokenSource {
         TokenSource::with_origin(Origin::File(path))
     }
 
+    /// [`TokenSource::new`], with the environment `external_account` files
+    /// may use.
+    pub fn with_env(path: PathBuf, external: ExternalAccountEnv) -> TokenSource {
+        TokenSource {
+            external,
+            ..TokenSource::with_origin(Origin::File(path))
+        }
+    }
+
     /// A source asking the metadata server at `base` for the workload's
     /// service-account token.
     pub fn metadata(base: String) -> TokenSource {
@@ -350,6 +380,7 @@ impl TokenSource {
         TokenSource {
             origin,
             cache: Refreshing::new(),
+            external: ExternalAccountEnv::default(),
         }
     }
 
@@ -390,6 +421,17 @@ impl TokenSource {
                 .header("metadata-flavor", "Google"),
             Origin::File(path) => {
                 let creds = load(path).await?;
+                if let Credentials::ExternalAccount(ext) = &creds {
+                    return match tokio::time::timeout(timeout, ext.token(client, &self.external))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(AuthError::Unavailable(format!(
+                            "workload identity federation did not complete within {} ms",
+                            timeout.as_millis()
+                        ))),
+                    };
+                }
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
@@ -454,14 +496,12 @@ pub struct TokenSources {
 
 impl TokenSources {
     /// The source for `path`, created on first use.
-    pub fn get(&self, path: &Path) -> Arc<TokenSource> {
+    pub fn get(&self, path: &Path, external: &ExternalAccountEnv) -> Arc<TokenSource> {
+        let make = || Arc::new(TokenSource::with_env(path.to_owned(), external.clone()));
         match self.by_path.lock() {
-            Ok(mut m) => m
-                .entry(path.to_owned())
-                .or_insert_with(|| Arc::new(TokenSource::new(path.to_owned())))
-                .clone(),
+            Ok(mut m) => m.entry(path.to_owned()).or_insert_with(make).clone(),
             // A poisoned map only loses the cache.
-            Err(_) => Arc::new(TokenSource::new(path.to_owned())),
+            Err(_) => make(),
         }
     }
 
@@ -587,7 +627,8 @@ mod tests {
         assert!(form.contains(&("refresh_token", "rt".to_owned())));
         assert!(!format!("{c:?}").contains("rt\""));
         for (bad, needle) in [
-            (&br#"{"type":"external_account"}"#[..], "not supported"),
+            (&br#"{"type":"external_account"}"#[..], "no `audience`"),
+            (br#"{"type":"impersonated_service_account"}"#, "not supported"),
             (br#"{"client_email":"x"}"#, "no `type`"),
             (br#"{"type":"service_account","private_key":"x"}"#, "client_email"),
             (

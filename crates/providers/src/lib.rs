@@ -16,6 +16,7 @@ pub mod aws_auth;
 mod bedrock;
 pub mod credentials;
 pub mod google_auth;
+pub mod google_external;
 pub mod mock;
 mod stream;
 mod transport;

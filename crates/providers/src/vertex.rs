@@ -12,7 +12,7 @@
 
 use modelgate_api::openai::ChatRequest;
 use modelgate_codec::{UpstreamFailure, anthropic, gemini};
-use modelgate_config::{VertexAuth, VertexPublisher};
+use modelgate_config::{VertexAuth, VertexConfig, VertexPublisher};
 use modelgate_core::ErrorClass;
 use reqwest::header::HeaderValue;
 
@@ -143,9 +143,17 @@ impl Upstreams {
         d: &modelgate_config::Deployment,
         headers: &mut reqwest::header::HeaderMap,
     ) -> Result<Option<Fetched>, CallError> {
-        let source = match d.vertex.as_ref().map(|v| &v.auth) {
-            Some(VertexAuth::File(path)) => self.google.get(path),
-            Some(VertexAuth::Metadata(base)) => self.google.get_metadata(base),
+        let source = match d.vertex.as_ref() {
+            Some(
+                v @ VertexConfig {
+                    auth: VertexAuth::File(path),
+                    ..
+                },
+            ) => self.google.get(path, &v.external),
+            Some(VertexConfig {
+                auth: VertexAuth::Metadata(base),
+                ..
+            }) => self.google.get_metadata(base),
             _ => return Ok(None),
         };
         // The token exchange gets its own short bound: waiting callers queue

@@ -31,6 +31,8 @@ pub const CONTAINER_PATH: &str = "/ecs-credentials";
 pub const IMDS_ROLE: &str = "modelgate-mock-role";
 const IMDS_TOKEN_PATH: &str = "/latest/api/token";
 const IMDS_CREDS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+/// The instance's availability zone (`us-east-1b`).
+pub const IMDS_ZONE_PATH: &str = "/latest/meta-data/placement/availability-zone";
 
 fn sts_error(status: u16, code: &str, message: &str) -> Reply {
     Reply::Raw {
@@ -232,6 +234,20 @@ pub(crate) fn handle(
             Reply::Raw {
                 status: 200,
                 body: token,
+            }
+        }
+        ("GET", IMDS_ZONE_PATH) => {
+            let ok = header("x-aws-ec2-metadata-token")
+                .is_some_and(|t| shared.imds_tokens.lock().unwrap().iter().any(|k| k == t));
+            if !ok {
+                return Some(Reply::Raw {
+                    status: 401,
+                    body: String::new(),
+                });
+            }
+            Reply::Raw {
+                status: 200,
+                body: "us-east-1b".into(),
             }
         }
         ("GET", p) if p.starts_with(IMDS_CREDS_PATH) => {

@@ -232,6 +232,10 @@ struct Shared {
     container_token: Mutex<Option<String>>,
     /// IMDSv2 session tokens issued.
     imds_tokens: Mutex<Vec<String>>,
+    /// Subject tokens Google's STS accepts (OIDC, SAML).
+    wif_subject_tokens: Mutex<Vec<String>>,
+    /// Federated tokens Google's STS issued (they may impersonate).
+    sts_issued: Mutex<Vec<String>>,
 }
 
 /// A running mock upstream on 127.0.0.1 (stopped when dropped).
@@ -372,6 +376,16 @@ impl MockUpstream {
             .push(token.to_owned());
     }
 
+    /// Makes Google's STS accept `token` as an OIDC/SAML subject token, and
+    /// the subject token URL serve it.
+    pub fn accept_subject_token(&self, token: &str) {
+        self.shared
+            .wif_subject_tokens
+            .lock()
+            .unwrap()
+            .push(token.to_owned());
+    }
+
     /// Sets the `expires_in` (seconds) of tokens the token endpoint issues.
     pub fn set_token_expires_in(&self, secs: u64) {
         self.shared
@@ -445,6 +459,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         ) {
             return render(reply, shared).await;
         }
+    }
+    if scripted.is_none()
+        && let Some(reply) = federation(&shared, &parts, &path, &body, &parsed)
+    {
+        return render(reply, shared).await;
     }
     if path == vertex::TOKEN_PATH {
         if let Some(r) = scripted {
@@ -547,6 +566,70 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }),
     };
     render(reply, shared).await
+}
+
+/// Workload identity federation: Google's STS, impersonation and a subject
+/// token URL (see [`vertex`]).
+fn federation(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    path: &str,
+    body: &[u8],
+    parsed: &Value,
+) -> Option<Reply> {
+    let issue = |prefix: &str| {
+        let token = format!("ya29.{prefix}-{}", fastrand::u64(..));
+        shared.vertex_tokens.lock().unwrap().push(token.clone());
+        token
+    };
+    if path == vertex::GOOGLE_STS_PATH {
+        let form = aws::parse_form(body);
+        let accepted = shared.wif_subject_tokens.lock().unwrap().clone();
+        let known = shared.bedrock_known.lock().unwrap().clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return Some(match vertex::google_sts(&form, &accepted, &known, now) {
+            Err(r) => r,
+            Ok(()) => {
+                let token = issue("sts");
+                shared.sts_issued.lock().unwrap().push(token.clone());
+                Reply::json(json!({
+                    "access_token": token,
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                }))
+            }
+        });
+    }
+    if path.starts_with(vertex::IMPERSONATION_PREFIX) && path.ends_with(":generateAccessToken") {
+        let sts = shared.sts_issued.lock().unwrap().clone();
+        return Some(match vertex::impersonation(&parts.headers, parsed, &sts) {
+            Err(r) => r,
+            Ok(lifetime) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let (y, m, d, h, mi, s) = modelgate_core::time::civil_from_unix(
+                    i64::try_from(now + lifetime).unwrap_or(0),
+                );
+                Reply::json(json!({
+                    "accessToken": issue("impersonated"),
+                    "expireTime": format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
+                }))
+            }
+        });
+    }
+    if path == vertex::SUBJECT_TOKEN_PATH {
+        let ok = parts.headers.get("metadata").and_then(|v| v.to_str().ok()) == Some("True");
+        let token = shared.wif_subject_tokens.lock().unwrap().first().cloned();
+        return Some(match (ok, token) {
+            (true, Some(t)) => Reply::json(json!({"access_token": t, "token_type": "Bearer"})),
+            _ => Reply::error(400, json!({"error": "invalid_request"})),
+        });
+    }
+    None
 }
 
 /// Sample arguments for the first tool of a request, from its JSON schema.

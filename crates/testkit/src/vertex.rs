@@ -295,6 +295,175 @@ pub(crate) fn check_token_request(body: &[u8], endpoint: &str) -> Result<(), Str
     }
 }
 
+// ---------------------------------------------------------------------------
+// Workload identity federation: Google's STS and service account
+// impersonation, and a subject token URL
+// ---------------------------------------------------------------------------
+
+/// Google STS's token-exchange path on the mock (an `external_account`
+/// file's `token_url` is `{url}/google-sts/v1/token`).
+pub const GOOGLE_STS_PATH: &str = "/google-sts/v1/token";
+/// The prefix of impersonation URLs on the mock:
+/// `{url}/iam/v1/projects/-/serviceAccounts/{email}:generateAccessToken`.
+pub const IMPERSONATION_PREFIX: &str = "/iam/v1/projects/-/serviceAccounts/";
+/// A subject token URL (Azure managed identity style: it needs
+/// `Metadata: True` and answers `{"access_token": ...}`).
+pub const SUBJECT_TOKEN_PATH: &str = "/subject-token";
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
+    Reply::error(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
+}
+
+/// The exchange as Google's STS checks it (RFC 8693): the grant, the
+/// requested type, the scope, the audience, and a subject token it can
+/// verify — one the test accepted, or for AWS a `GetCallerIdentity` request
+/// signed by credentials the mock knows for that audience.
+pub(crate) fn google_sts(
+    form: &[(String, String)],
+    accepted: &[String],
+    known: &crate::bedrock::Known,
+    now: u64,
+) -> Result<(), Reply> {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("grant_type") != Some("urn:ietf:params:oauth:grant-type:token-exchange") {
+        return Err(oauth_error(
+            400,
+            "unsupported_grant_type",
+            "grant_type must be token-exchange",
+        ));
+    }
+    if get("requested_token_type") != Some("urn:ietf:params:oauth:token-type:access_token") {
+        return Err(oauth_error(
+            400,
+            "invalid_request",
+            "requested_token_type must be access_token",
+        ));
+    }
+    if get("scope").is_none_or(|s| !s.split(' ').any(|s| s == CLOUD_PLATFORM)) {
+        return Err(oauth_error(
+            400,
+            "invalid_scope",
+            "the cloud-platform scope is required",
+        ));
+    }
+    let audience = get("audience").unwrap_or("");
+    if !audience.starts_with("//iam.googleapis.com/") {
+        return Err(oauth_error(
+            400,
+            "invalid_target",
+            "The target service indicated by the \"audience\" parameters is invalid.",
+        ));
+    }
+    let token = get("subject_token").unwrap_or("");
+    match get("subject_token_type") {
+        Some("urn:ietf:params:aws:token-type:aws4_request") => {
+            verify_aws_subject(token, audience, known, now)
+                .map_err(|m| oauth_error(400, "invalid_grant", &m))
+        }
+        Some(
+            "urn:ietf:params:oauth:token-type:jwt"
+            | "urn:ietf:params:oauth:token-type:id_token"
+            | "urn:ietf:params:oauth:token-type:saml2",
+        ) => {
+            if accepted.iter().any(|t| t == token) {
+                Ok(())
+            } else {
+                Err(oauth_error(
+                    400,
+                    "invalid_grant",
+                    "The subject token could not be verified.",
+                ))
+            }
+        }
+        _ => Err(oauth_error(
+            400,
+            "invalid_request",
+            "unsupported subject_token_type",
+        )),
+    }
+}
+
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+fn verify_aws_subject(
+    token: &str,
+    audience: &str,
+    known: &crate::bedrock::Known,
+    now: u64,
+) -> Result<(), String> {
+    let json = crate::aws::parse_form(format!("t={token}").as_bytes())
+        .pop()
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let v: Value =
+        serde_json::from_str(&json).map_err(|_| "subject token is not JSON".to_owned())?;
+    if v["method"] != "POST" {
+        return Err("the AWS request must be a POST".into());
+    }
+    let url = v["url"].as_str().unwrap_or("");
+    if !url.contains("Action=GetCallerIdentity") {
+        return Err("the AWS request must be GetCallerIdentity".into());
+    }
+    let mut headers = HeaderMap::new();
+    for h in v["headers"].as_array().cloned().unwrap_or_default() {
+        let (Some(k), Some(val)) = (h["key"].as_str(), h["value"].as_str()) else {
+            return Err("malformed header in the AWS request".into());
+        };
+        let name = axum::http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|_| "bad header name".to_owned())?;
+        let value =
+            axum::http::HeaderValue::from_str(val).map_err(|_| "bad header value".to_owned())?;
+        headers.insert(name, value);
+    }
+    if headers
+        .get("x-goog-cloud-target-resource")
+        .and_then(|v| v.to_str().ok())
+        != Some(audience)
+    {
+        return Err("x-goog-cloud-target-resource must be the audience".into());
+    }
+    let path_and_query = url
+        .split_once("://")
+        .map(|(_, r)| &r[r.find(['/', '?']).unwrap_or(r.len())..])
+        .unwrap_or("");
+    crate::bedrock::authenticate_for(known, &headers, "POST", path_and_query, b"", now, "sts")
+        .map(|_| ())
+        .map_err(|_| "AWS rejected the signed GetCallerIdentity request".into())
+}
+
+/// The impersonation call: the bearer must be a token STS issued, the body
+/// `{"scope": [...cloud-platform...], "lifetime": "<n>s"}`.
+pub(crate) fn impersonation(
+    headers: &HeaderMap,
+    body: &Value,
+    sts_tokens: &[String],
+) -> Result<u64, Reply> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !bearer.is_some_and(|b| sts_tokens.iter().any(|t| t == b)) {
+        return Err(err(401, "Request had invalid authentication credentials."));
+    }
+    let scopes_ok = body["scope"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|x| x == CLOUD_PLATFORM));
+    let lifetime = body["lifetime"]
+        .as_str()
+        .and_then(|l| l.strip_suffix('s'))
+        .and_then(|n| n.parse::<u64>().ok());
+    match (scopes_ok, lifetime) {
+        (true, Some(l)) if (1..=43_200).contains(&l) => Ok(l),
+        _ => Err(err(
+            400,
+            "scope (with cloud-platform) and lifetime (\"<n>s\") are required",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
