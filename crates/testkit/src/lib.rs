@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 pub mod aws;
 pub mod azure;
 pub mod bedrock;
+pub mod fast;
 pub mod gemini;
 pub mod otlp;
 pub mod validate;
