@@ -183,7 +183,21 @@ enum LogFormat {
     Json,
 }
 
+mod logbuf;
+
+// mimalloc: the request path allocates many small, short-lived objects;
+// glibc's allocator spent a tenth of the gateway's CPU on them in the
+// benchmark (bench/RESULTS.md), and fragmented memory over time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
+    let code = run();
+    logbuf::flush();
+    code
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {
@@ -429,7 +443,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(logbuf::BufferedStderr::start());
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),

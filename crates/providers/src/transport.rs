@@ -40,6 +40,12 @@ fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .no_proxy()
+        // The attempt loop owns retries and failover.
+        .retry(reqwest::retry::never())
+        // An upstream that redirects is answered as it is: following would
+        // resend the prompt (and, same-host, the provider key) somewhere the
+        // configuration never named.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 

@@ -957,6 +957,8 @@ pub async fn spend(
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        // Reads see every request settled so far (the writer batches).
+        state.inner.log.flush().await;
         let q = query(q)?;
         let group = GroupBy::parse(q.group_by.as_deref().unwrap_or("key")).ok_or_else(|| {
             ApiError::bad_param("group_by", "'group_by' must be key, team, user, model, provider or day.")
@@ -1049,6 +1051,8 @@ pub async fn requests(
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        // Reads see every request settled so far (the writer batches).
+        state.inner.log.flush().await;
         let q = query(q)?;
         let time = |v: &Option<String>, param: &str, default: i64| match v {
             None => Ok(default),
@@ -1101,6 +1105,8 @@ pub async fn request(
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        // Reads see every request settled so far (the writer batches).
+        state.inner.log.flush().await;
         let rec = state
             .inner
             .store

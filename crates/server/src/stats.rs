@@ -152,6 +152,8 @@ pub async fn stats(
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        // Reads see every request settled so far (the writer batches).
+        state.inner.log.flush().await;
         let p = StatsParams::parse(&query(pairs)?, now_ms())?;
         report(&state, &p).await
     }
@@ -310,6 +312,8 @@ pub async fn budgets(
 ) -> Response {
     let r = async {
         admin(&state, &headers).await?;
+        // Reads see every request settled so far (the writer batches).
+        state.inner.log.flush().await;
         if let Some((k, _)) = query(pairs)?.first() {
             return Err(ApiError::bad_param(
                 k.as_str(),

@@ -441,6 +441,9 @@ pub struct Store {
     pub(crate) audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Rows per multi-row `INSERT` of the request log.
+const INSERT_ROWS: usize = 128;
+
 impl Store {
     /// Opens `target`: a `postgres://` URL, or a SQLite file path.
     pub async fn open(target: &str) -> Result<Store, StoreError> {
@@ -603,10 +606,13 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters, PostgreSQL 65535; 32 columns x 500 rows fits both.
+        // Rows go in statements of INSERT_ROWS rows (32 columns x 128 rows is
+        // far below SQLite's 32766 and PostgreSQL's 65535 bound parameters):
+        // that one statement is prepared once per connection and reused; the
+        // shorter last chunk is prepared for the occasion and not cached.
         with_pool!(&self.pool, p, _sql = "" => {
             let mut tx = p.begin().await?;
-            for chunk in records.chunks(500) {
+            for chunk in records.chunks(INSERT_ROWS) {
                 let mut qb = QueryBuilder::new(
                 "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown, request_body, response_body) ",
             );
@@ -644,7 +650,13 @@ impl Store {
                     .push_bind(&r.request_body)
                     .push_bind(&r.response_body);
             });
-                qb.build().execute(&mut *tx).await?;
+                // Only the full-size statement is cached: every other size is
+                // a different statement, and each cached VALUES list of
+                // hundreds of rows holds megabytes in the connection.
+                qb.build()
+                    .persistent(chunk.len() == INSERT_ROWS)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // Keep the hourly rollups current in the same transaction, so
             // reports never scan the raw log.
