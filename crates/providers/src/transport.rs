@@ -32,7 +32,12 @@ pub struct Upstreams {
     pub(crate) google: Arc<crate::google_auth::TokenSources>,
     /// AWS credentials (Bedrock) that are resolved at run time.
     pub(crate) aws: Arc<crate::aws_auth::AwsCredentialSources>,
+    /// Upstream URLs already parsed.
+    urls: Arc<std::sync::RwLock<HashMap<String, reqwest::Url>>>,
 }
+
+/// Most parsed URLs kept (zero-config models make one per model name).
+const URL_CACHE: usize = 4096;
 
 fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
@@ -71,7 +76,32 @@ impl Upstreams {
             default,
             google: Arc::default(),
             aws: Arc::default(),
+            urls: Arc::default(),
         })
+    }
+
+    /// `url` parsed, from a small cache: the same few upstream URLs come
+    /// back on every request, and parsing one (IDNA included) is dearer than
+    /// a lookup. A URL that does not parse is passed on as text, for
+    /// reqwest to report.
+    fn post(&self, d: &Deployment, url: String) -> reqwest::RequestBuilder {
+        let client = self.client(d);
+        if let Ok(cache) = self.urls.read()
+            && let Some(u) = cache.get(&url)
+        {
+            return client.post(u.clone());
+        }
+        match reqwest::Url::parse(&url) {
+            Ok(u) => {
+                if let Ok(mut cache) = self.urls.write()
+                    && cache.len() < URL_CACHE
+                {
+                    cache.insert(url, u.clone());
+                }
+                client.post(u)
+            }
+            Err(_) => client.post(url),
+        }
     }
 
     pub(crate) fn client(&self, d: &Deployment) -> &reqwest::Client {
@@ -182,7 +212,7 @@ impl Upstreams {
     ) -> Result<reqwest::Response, CallError> {
         let d = &*target.deployment;
         let provider = d.provider_name();
-        let req = self.client(d).post(url).headers(headers).body(body);
+        let req = self.post(d, url).headers(headers).body(body);
         let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
             Err(_) => {
                 return Err(CallError::upstream(timeout_failure(

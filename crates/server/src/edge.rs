@@ -30,6 +30,21 @@ pub fn valid_request_id(s: &str) -> bool {
 }
 
 /// Middleware: attaches a [`RequestId`] and echoes it on every response.
+/// A fresh UUIDv7 (time-ordered). The random part comes from a fast
+/// thread-local generator: ids need to be unique, not unpredictable, and the
+/// OS generator would cost a system call on every request.
+fn new_request_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random = fastrand::u128(..).to_le_bytes();
+    let mut bytes = [0u8; 10];
+    bytes.copy_from_slice(&random[..10]);
+    uuid::Builder::from_unix_timestamp_millis(ms, &bytes)
+        .into_uuid()
+        .to_string()
+}
+
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -37,7 +52,7 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|s| valid_request_id(s))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -83,6 +98,11 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             "The request body is empty; expected a JSON object.",
         )
         .with_code("invalid_json"));
+    }
+    // The common case pays for no path tracking; a body that fails is
+    // decoded again to name the field at fault.
+    if let Ok(v) = serde_json::from_slice::<T>(raw) {
+        return Ok(v);
     }
     let mut de = serde_json::Deserializer::from_slice(raw);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
@@ -198,5 +218,21 @@ mod tests {
         assert!(!valid_request_id("a b"));
         assert!(!valid_request_id("x\r\ny"));
         assert!(!valid_request_id(&"a".repeat(129)));
+    }
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_unique_uuid_v7() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            let u = uuid::Uuid::parse_str(id).unwrap_or_default();
+            assert_eq!(u.get_version_num(), 7, "{id}");
+            assert!(valid_request_id(id));
+        }
     }
 }

@@ -24,7 +24,8 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Governance state shared by every request.
 pub struct Governance {
-    secret: Vec<u8>,
+    /// HMAC of presented keys under the server's key secret.
+    hasher: keys::KeyHasher,
     cache: RwLock<HashMap<String, (Arc<Principal>, Instant)>>,
     pub limiter: Arc<Limiter>,
     pub ledger: Arc<Ledger>,
@@ -104,7 +105,7 @@ impl Governance {
             }
         };
         Ok(Governance {
-            secret,
+            hasher: keys::KeyHasher::new(&secret),
             cache: RwLock::new(HashMap::new()),
             limiter: Arc::new(Limiter::default()),
             ledger: Arc::new(Ledger::default()),
@@ -137,7 +138,7 @@ impl Governance {
 
     /// The stored hash of `key`.
     pub fn hash(&self, key: &str) -> String {
-        keys::hash(&self.secret, key)
+        self.hasher.hash(key)
     }
 
     /// Forgets cached principals (one key, or all after a team/user change).
