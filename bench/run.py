@@ -197,10 +197,13 @@ class Loader:
             codes = j.get("statusCodeDistribution") or {}
             ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
             total = sum(codes.values())
+            # Requests still in flight when the run's time is up are cut by
+            # oha itself; they are not the target's errors.
+            errs = {k: v for k, v in (j.get("errorDistribution") or {}).items() if "deadline" not in k}
             ms = lambda v: None if v is None else round(v * 1000, 3)
             return {
                 "rps": round(s.get("requestsPerSec") or 0, 1),
-                "ok": ok, "errors": total - ok + sum((j.get("errorDistribution") or {}).values()),
+                "ok": ok, "errors": total - ok + sum(errs.values()), "error_kinds": errs,
                 "p50": ms(p.get("p50")), "p90": ms(p.get("p90")), "p99": ms(p.get("p99")),
                 "p999": ms(p.get("p99.9")),
             }

@@ -40,6 +40,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -149,6 +150,15 @@ pub async fn serve(
         shutdown.await;
         let _ = tx.send(true);
     };
+    // TCP_NODELAY: responses and stream events go out as soon as they are
+    // written. With Nagle's algorithm a small write waits for the ACK of the
+    // previous one, which the client may delay by up to 40 ms: every token
+    // of a stream, and responses on kept-alive connections, would stall.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(signal)
         .into_future();

@@ -265,6 +265,11 @@ impl MockUpstream {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
+            // Each write leaves at once (real APIs stream without Nagle's
+            // delay), so awkward splits reach the gateway as written.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         MockUpstream { addr, shared, task }

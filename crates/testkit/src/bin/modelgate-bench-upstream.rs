@@ -53,6 +53,10 @@ fn main() {
         let listener = tokio::net::TcpListener::bind(&listen).await.expect("bind");
         println!("listening on http://{}", listener.local_addr().unwrap());
         std::io::stdout().flush().unwrap();
+        // Chunks leave at once, as a real streaming API's do.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, router(p)).await.unwrap();
     });
 }
