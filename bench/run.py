@@ -34,6 +34,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MASTER = "mg-bench-master-key"
+# LiteLLM refuses to start without a master key (and a weak one).
+LITELLM_KEY = "sk-bench-7f3c9a1e5d2b8046c1e9f7a3b5d2c8e4"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -171,6 +173,17 @@ def chat_body(model, stream=False):
     })
 
 
+def tool_auth(target):
+    """modelgate-bench arguments for a target's headers."""
+    out = []
+    for k, v in target["headers"].items():
+        if k == "authorization":
+            out += ["--key", v.split(" ", 1)[1]]
+        else:
+            out += ["--header", f"{k}: {v}"]
+    return out
+
+
 class Loader:
     def __init__(self, oha, bench_tool, log_dir):
         self.oha = oha
@@ -210,8 +223,7 @@ class Loader:
         # The built-in generator (smoke runs): open loop at `rate`.
         cmd = [self.tool, "load", "--url", target["url"], "--model", target["model"],
                "--rate", str(rate or 2000), "--secs", str(secs), "--connections", str(conns)]
-        if "authorization" in target["headers"]:
-            cmd += ["--key", target["headers"]["authorization"].split(" ", 1)[1]]
+        cmd += tool_auth(target)
         out = subprocess.run(pin(cmd, "load"), capture_output=True, text=True, timeout=secs + 120)
         if out.returncode != 0:
             raise RuntimeError(f"load failed: {out.stderr[-500:]}")
@@ -222,8 +234,7 @@ class Loader:
 
     def streams(self, target, model, requests):
         cmd = [self.tool, "streams", "--url", target["url"], "--model", model, "--requests", str(requests)]
-        if "authorization" in target["headers"]:
-            cmd += ["--key", target["headers"]["authorization"].split(" ", 1)[1]]
+        cmd += tool_auth(target)
         out = subprocess.run(pin(cmd, "load"), capture_output=True, text=True, timeout=600,
                              env={**os.environ, **target.get("tool_env", {})})
         if out.returncode != 0:
@@ -307,13 +318,16 @@ def start_litellm(args, mock, work):
   - model_name: paced
     litellm_params: {{ model: "openai/tokens=64,chunks=16,gap_ms=10", api_base: "{mock}/v1", api_key: "sk-bench" }}
 litellm_settings: {{ drop_params: true, set_verbose: false }}
+general_settings: {{ master_key: "{LITELLM_KEY}" }}
 """)
+    # No network at start (the price map is read from the package) and no telemetry.
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}
     p = Proc("litellm", pin([exe, "--config", cfg, "--port", str(port), "--host", "127.0.0.1",
-                             "--num_workers", "1"], "gateway"), log_dir=work)
+                             "--num_workers", "1"], "gateway"), env=env, log_dir=work)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/health/liveliness", timeout=300)
     return p, {"name": "litellm", "url": base + "/v1/chat/completions", "model": "bench",
-               "headers": {"authorization": "Bearer sk-bench"}, "pid": p.pid, "stream_models": True}
+               "headers": {"authorization": f"Bearer {LITELLM_KEY}"}, "pid": p.pid, "stream_models": True}
 
 
 def start_portkey(args, mock, work):
@@ -323,14 +337,14 @@ def start_portkey(args, mock, work):
         os.makedirs(d, exist_ok=True)
         subprocess.run(["npm", "install", "--silent", "--prefix", d, "@portkey-ai/gateway"], check=True)
     port = free_port()
-    p = Proc("portkey", pin(["node", entry, f"--port={port}"], "gateway"),
+    p = Proc("portkey", pin(["node", entry, f"--port={port}", "--headless"], "gateway"),
              env={"PORT": str(port), "NODE_ENV": "production"}, log_dir=work)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/", timeout=120)
     return p, {"name": "portkey", "url": base + "/v1/chat/completions", "model": "bench",
                "headers": {"authorization": "Bearer sk-bench", "x-portkey-provider": "openai",
                            "x-portkey-custom-host": f"{mock}/v1"},
-               "pid": p.pid, "stream_models": False}
+               "pid": p.pid, "stream_models": True, "raw_models": True}
 
 
 # ---------------------------------------------------------------- scenarios
@@ -363,12 +377,17 @@ def measure(args, loader, t, results):
           + (f", CPU {res.get('cpu_us_per_req')} µs/req, peak RSS {r['rss_peak_mb']} MB" if pid else ""), flush=True)
     # Streams: first token and gaps, unpaced and with a 10 ms gap upstream.
     if t.get("stream_models", True):
-        fast = dict(t, model="stream" if t["name"] != "direct" else "tokens=64,chunks=16")
-        paced = dict(t, model="paced" if t["name"] != "direct" else "tokens=64,chunks=16,gap_ms=10")
+        raw = t["name"] == "direct" or t.get("raw_models")
+        fast = dict(t, model="tokens=64,chunks=16" if raw else "stream")
+        paced = dict(t, model="tokens=64,chunks=16,gap_ms=10" if raw else "paced")
         r["stream"] = loader.streams(fast, fast["model"], args.stream_requests)
         r["stream_paced"] = loader.streams(paced, paced["model"], max(args.stream_requests // 10, 10))
-        print(f"  {t['name']:>9} stream: TTFT p50 {r['stream']['ttft_ms']['p50']} ms p99 {r['stream']['ttft_ms']['p99']} ms; "
-              f"paced gap p50 {r['stream_paced']['gap_ms']['p50']} ms", flush=True)
+        if r["stream"]["ttft_ms"] and r["stream_paced"]["gap_ms"]:
+            print(f"  {t['name']:>9} stream: TTFT p50 {r['stream']['ttft_ms']['p50']} ms p99 {r['stream']['ttft_ms']['p99']} ms; "
+                  f"paced gap p50 {r['stream_paced']['gap_ms']['p50']} ms", flush=True)
+        else:
+            print(f"  {t['name']:>9} stream: every streamed request failed ({r['stream']['errors']} errors)", flush=True)
+            r["stream_failed"] = True
     results["targets"].append(r)
     return r
 
@@ -376,8 +395,8 @@ def measure(args, loader, t, results):
 def hold_streams(args, loader, t, results):
     """Many concurrent slow streams through the gateway; its memory while they are open."""
     cmd = [loader.tool, "hold", "--url", t["url"], "--model", "slow", "--streams", str(args.streams),
-           "--connections", str(max(args.streams // 150, 1)), "--hold-secs", str(args.hold_secs),
-           "--key", t["headers"]["authorization"].split(" ", 1)[1]]
+           "--connections", str(max(args.streams // 150, 1)), "--hold-secs", str(args.hold_secs)]
+    cmd += tool_auth(t)
     before = memory_mb(t["pid"])
     p = subprocess.Popen(pin(cmd, "load"), stdout=subprocess.PIPE, text=True)
     first = json.loads(p.stdout.readline())
@@ -426,10 +445,17 @@ def render(results):
         k = str(rate)
         row(f"added p50 / p99 at {rate}/s (ms)", lambda t, k=k: None if t is direct or not direct else
             f"{delta(t['rates'][k]['p50'], direct['rates'][k]['p50'])} / {delta(t['rates'][k]['p99'], direct['rates'][k]['p99'])}")
-    row("added TTFT p50 / p99 (ms)", lambda t: None if t is direct or "stream" not in t or not direct else
-        f"{delta(t['stream']['ttft_ms']['p50'], direct['stream']['ttft_ms']['p50'])} / {delta(t['stream']['ttft_ms']['p99'], direct['stream']['ttft_ms']['p99'])}")
+    def ttft(t):
+        if t is direct or "stream" not in t or not direct:
+            return None
+        if t.get("stream_failed"):
+            return "failed"
+        return (f"{delta(t['stream']['ttft_ms']['p50'], direct['stream']['ttft_ms']['p50'])} / "
+                f"{delta(t['stream']['ttft_ms']['p99'], direct['stream']['ttft_ms']['p99'])}")
+
+    row("added TTFT p50 / p99 (ms)", ttft)
     row("inter-chunk gap p50 / p99, 10 ms upstream (ms)", lambda t: None if "stream_paced" not in t else
-        f"{t['stream_paced']['gap_ms']['p50']} / {t['stream_paced']['gap_ms']['p99']}")
+        "failed" if t.get("stream_failed") else f"{t['stream_paced']['gap_ms']['p50']} / {t['stream_paced']['gap_ms']['p99']}")
     row("RSS idle / peak (MB)", lambda t: None if "rss_idle_mb" not in t else f"{t['rss_idle_mb']} / {t.get('rss_peak_mb')}")
     lines.append("")
     for rate in results["rates"]:
@@ -451,6 +477,9 @@ def render(results):
     for n in names:
         t = by[n]
         if "stream" not in t:
+            continue
+        if t.get("stream_failed"):
+            lines.append(f"| {n} | failed | failed | — | — | {t['stream']['errors'] + t['stream_paced']['errors']} |")
             continue
         lines.append(f"| {n} | {t['stream']['ttft_ms']['p50']} | {t['stream']['ttft_ms']['p99']} | "
                      f"{(t['stream']['gap_ms'] or {}).get('p50')} | {t['stream_paced']['gap_ms']['p50']} / "
@@ -504,6 +533,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/modelgate"))
     ap.add_argument("--command", default="")
+    ap.add_argument("--targets", default="", help="comma-separated subset of direct,bare,governed,litellm,portkey")
     args = ap.parse_args()
     args.rates = [int(r) for r in args.rates.split(",") if r]
     work = tempfile.mkdtemp(prefix="modelgate-bench-")
@@ -518,17 +548,22 @@ def main():
         mock_url = mock.first_line("listening on ")
         loader = Loader(args.oha or None, args.tool, work)
         print(f"mock upstream at {mock_url}; logs in {work}", flush=True)
-        direct = {"name": "direct", "url": mock_url + "/v1/chat/completions", "model": "bench", "headers": {}}
-        measure(args, loader, direct, results)
+        wanted = set(args.targets.split(",")) if args.targets else {"direct", "bare", "governed"} | (
+            {"litellm", "portkey"} if args.peers else set())
+        if "direct" in wanted:
+            direct = {"name": "direct", "url": mock_url + "/v1/chat/completions", "model": "bench", "headers": {}}
+            measure(args, loader, direct, results)
         for name, governed in (("bare", False), ("governed", True)):
+            if name not in wanted:
+                continue
             p, t = start_gateway(args, name, mock_url, governed, work)
             procs.append(p)
             measure(args, loader, t, results)
             if args.streams and (governed or args.smoke):
                 hold_streams(args, loader, t, results)
             p.stop()
-        if args.peers:
-            for start in (start_litellm, start_portkey):
+        if wanted & {"litellm", "portkey"}:
+            for start in [s for s in (start_litellm, start_portkey) if s.__name__[6:] in wanted]:
                 try:
                     p, t = start(args, mock_url, work)
                 except Exception as e:  # a peer that cannot install is reported, not fatal

@@ -41,6 +41,16 @@ impl Args {
                 .map_err(|_| format!("--{name} needs a number, got {v:?}")),
         }
     }
+    /// Every `--header 'name: value'`.
+    fn headers(&self) -> Vec<(String, String)> {
+        self.0
+            .windows(2)
+            .filter(|w| w[0] == "--header")
+            .filter_map(|w| w[1].split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
     fn text(&self, name: &str) -> Result<String, String> {
         self.get(name)
             .map(str::to_owned)
@@ -53,7 +63,8 @@ usage:
   modelgate-bench streams --url URL --model M [--key K] [--requests 200] [--concurrency 1]
   modelgate-bench hold    --url URL --model M [--key K] [--streams 10000] [--connections 64] [--hold-secs 10]
   modelgate-bench load    --url URL --model M [--key K] [--rate 1000] [--secs 10] [--connections 64]
-URL is the chat completions URL, e.g. http://127.0.0.1:8600/v1/chat/completions";
+URL is the chat completions URL, e.g. http://127.0.0.1:8600/v1/chat/completions;
+--header 'name: value' (repeatable) adds a request header.";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -119,20 +130,36 @@ fn body(model: &str, stream: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-fn request(
-    client: &reqwest::Client,
-    url: &str,
-    key: Option<&str>,
-    body: Vec<u8>,
-) -> reqwest::RequestBuilder {
-    let mut r = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body);
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
+/// Where and how requests go.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    key: Option<String>,
+    headers: Arc<Vec<(String, String)>>,
+}
+
+impl Endpoint {
+    fn from(a: &Args) -> Result<Endpoint, String> {
+        Ok(Endpoint {
+            url: a.text("url")?,
+            key: a.get("key").map(str::to_owned),
+            headers: Arc::new(a.headers()),
+        })
     }
-    r
+
+    fn request(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut r = client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(k) = &self.key {
+            r = r.bearer_auth(k);
+        }
+        for (k, v) in self.headers.iter() {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        r
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -177,9 +204,8 @@ async fn read_stream(
 }
 
 async fn streams(a: &Args) -> Result<Value, String> {
-    let url = a.text("url")?;
+    let ep = Endpoint::from(a)?;
     let model = a.text("model")?;
-    let key = a.get("key").map(str::to_owned);
     let requests = a.num("requests", 200)?;
     let concurrency = a.num("concurrency", 1)?.max(1);
     let client = reqwest::Client::builder()
@@ -190,20 +216,12 @@ async fn streams(a: &Args) -> Result<Value, String> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, model, key, next) = (
-            client.clone(),
-            url.clone(),
-            model.clone(),
-            key.clone(),
-            next.clone(),
-        );
+        let (client, ep, model, next) = (client.clone(), ep.clone(), model.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let (mut ttft, mut gaps, mut errors) = (Vec::new(), Vec::new(), 0u64);
             while next.fetch_add(1, Ordering::Relaxed) < requests {
                 let start = Instant::now();
-                let sent = request(&client, &url, key.as_deref(), body(&model, true))
-                    .send()
-                    .await;
+                let sent = ep.request(&client, body(&model, true)).send().await;
                 match sent {
                     Ok(r) if r.status().is_success() => match read_stream(r, start).await {
                         Ok((Some(f), g)) => {
@@ -229,9 +247,8 @@ async fn streams(a: &Args) -> Result<Value, String> {
 }
 
 async fn hold(a: &Args) -> Result<Value, String> {
-    let url = a.text("url")?;
+    let ep = Endpoint::from(a)?;
     let model = a.text("model")?;
-    let key = a.get("key").map(str::to_owned);
     let n = a.num("streams", 10_000)?;
     let connections = a.num("connections", 64)?.max(1);
     let hold_secs = a.num("hold-secs", 10)?;
@@ -254,7 +271,7 @@ async fn hold(a: &Args) -> Result<Value, String> {
     let mut tasks = Vec::with_capacity(n as usize);
     for i in 0..n {
         let client = clients[(i % connections) as usize].clone();
-        let (url, model, key) = (url.clone(), model.clone(), key.clone());
+        let (ep, model) = (ep.clone(), model.clone());
         let (opened, failed, completed, notify) = (
             opened.clone(),
             failed.clone(),
@@ -262,9 +279,7 @@ async fn hold(a: &Args) -> Result<Value, String> {
             notify.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let resp = request(&client, &url, key.as_deref(), body(&model, true))
-                .send()
-                .await;
+            let resp = ep.request(&client, body(&model, true)).send().await;
             let Ok(resp) = resp.map_err(|_| ()).and_then(|r| {
                 if r.status().is_success() {
                     Ok(r)
@@ -320,9 +335,8 @@ async fn hold(a: &Args) -> Result<Value, String> {
 }
 
 async fn load(a: &Args) -> Result<Value, String> {
-    let url = a.text("url")?;
+    let ep = Endpoint::from(a)?;
     let model = a.text("model")?;
-    let key = a.get("key").map(str::to_owned);
     let rate = a.num("rate", 1000)?.max(1);
     let secs = a.num("secs", 10)?.max(1);
     let connections = a.num("connections", 64)?.max(1);
@@ -346,12 +360,9 @@ async fn load(a: &Args) -> Result<Value, String> {
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (client, url, key, payload) =
-            (client.clone(), url.clone(), key.clone(), payload.clone());
+        let (client, ep, payload) = (client.clone(), ep.clone(), payload.clone());
         tasks.push(tokio::spawn(async move {
-            let r = request(&client, &url, key.as_deref(), payload.to_vec())
-                .send()
-                .await;
+            let r = ep.request(&client, payload.to_vec()).send().await;
             let ok = match r {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
