@@ -171,7 +171,7 @@ fn streams(c: &mut Criterion) {
 fn governance(c: &mut Criterion) {
     let mut g = c.benchmark_group("governance");
     let secret = b"a-server-side-key-secret-of-32-bytes!";
-    let (key, _) = keys::generate().unwrap();
+    let (_, key) = keys::generate().unwrap();
     let stored = keys::hash(secret, &key);
     g.bench_function("key_parse_hash_compare", |b| {
         b.iter(|| {
