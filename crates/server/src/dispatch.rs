@@ -474,8 +474,10 @@ where
     F: Fn(Target) -> Fut,
     Fut: Future<Output = Result<(T, Duration), ApiError>>,
 {
+    // Boxed: the attempt loop's state (upstream futures included) is large,
+    // and the futures around it are moved as they are polled.
     let outcome = state
-        .unless_shutdown(async { Ok(run(state, plan, call).await) })
+        .unless_shutdown(async { Ok(Box::pin(run(state, plan, call)).await) })
         .await;
     match outcome {
         Err(e) => {

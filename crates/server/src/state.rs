@@ -291,8 +291,9 @@ impl AppState {
     /// Checks the gateway key (`Authorization: Bearer` or `x-api-key`): the
     /// master key, or a virtual key (`sk-mg-...`).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let master = self.inner.live.load().config.server.master_key.clone();
-        let master = master.as_ref();
+        // The config snapshot is read (not cloned) before anything awaits.
+        let live = self.inner.live.load();
+        let master = live.config.server.master_key.as_ref();
         let authorization = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -304,10 +305,11 @@ impl AppState {
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim)
             .filter(|k| !k.is_empty());
-        match (presented, master) {
-            (Some(k), Some(m)) if constant_time_eq(k.as_bytes(), m.expose().as_bytes()) => {
-                Ok(Caller::Master)
-            }
+        let has_master = master.is_some();
+        let is_master = matches!((presented, master), (Some(k), Some(m)) if constant_time_eq(k.as_bytes(), m.expose().as_bytes()));
+        drop(live);
+        match (presented, has_master) {
+            _ if is_master => Ok(Caller::Master),
             (Some(k), _) if k.starts_with(modelgate_policy::keys::PREFIX) => self
                 .inner
                 .governance
@@ -315,15 +317,15 @@ impl AppState {
                 .await
                 .map(Caller::Key),
             // Keyless mode (loopback only): any or no key is accepted.
-            (_, None) => Ok(Caller::Anonymous),
-            (Some(_), Some(_)) => Err(ApiError::new(ErrorClass::Unauthorized, "Invalid API key.")
+            (_, false) => Ok(Caller::Anonymous),
+            (Some(_), true) => Err(ApiError::new(ErrorClass::Unauthorized, "Invalid API key.")
                 .with_code("invalid_api_key")),
-            (None, Some(_)) if authorization.is_some() => Err(ApiError::new(
+            (None, true) if authorization.is_some() => Err(ApiError::new(
                 ErrorClass::Unauthorized,
                 "Invalid Authorization header: use `Authorization: Bearer <key>` (or `x-api-key: <key>`).",
             )
             .with_code("invalid_api_key")),
-            (None, Some(_)) => Err(ApiError::new(
+            (None, true) => Err(ApiError::new(
                 ErrorClass::Unauthorized,
                 "Missing API key. Send the gateway key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
             )
