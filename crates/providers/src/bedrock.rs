@@ -117,31 +117,10 @@ pub(crate) struct FetchedAws {
 
 impl FetchedAws {
     pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
-        match result {
-            Err(CallError::Upstream {
-                mut failure,
-                retry_after,
-            }) => {
-                let c = &*self.creds;
-                for secret in [&c.access_key_id, &c.secret_access_key]
-                    .into_iter()
-                    .chain(&c.session_token)
-                {
-                    let s = secret.expose();
-                    if s.len() >= 4 && failure.message.contains(s) {
-                        failure.message = failure.message.replace(s, "[redacted]");
-                    }
-                }
-                if failure.class == ErrorClass::UpstreamAuth {
-                    self.source.invalidate(&self.creds);
-                }
-                Err(CallError::Upstream {
-                    failure,
-                    retry_after,
-                })
-            }
-            r => r,
-        }
+        let c = &*self.creds;
+        let mut secrets = vec![c.access_key_id.expose(), c.secret_access_key.expose()];
+        secrets.extend(c.session_token.as_ref().map(|t| t.expose()));
+        crate::settle_fetched(result, &secrets, || self.source.invalidate(&self.creds))
     }
 }
 

@@ -122,6 +122,36 @@ impl CallError {
     }
 }
 
+/// The end of a call made with credentials fetched for it (a Vertex token,
+/// resolved AWS keys): `secrets` are removed from a failure's message (an
+/// upstream may quote what it refused), and `refused` runs when the upstream
+/// refused them, so that they are fetched anew next time.
+pub(crate) fn settle_fetched<T>(
+    result: Result<T, CallError>,
+    secrets: &[&str],
+    refused: impl FnOnce(),
+) -> Result<T, CallError> {
+    let Err(CallError::Upstream {
+        mut failure,
+        retry_after,
+    }) = result
+    else {
+        return result;
+    };
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if failure.message.contains(s) {
+            failure.message = failure.message.replace(s, "[redacted]");
+        }
+    }
+    if failure.class == modelgate_core::ErrorClass::UpstreamAuth {
+        refused();
+    }
+    Err(CallError::Upstream {
+        failure,
+        retry_after,
+    })
+}
+
 /// Applies the deployment's request timeout to an in-process mock call.
 async fn mock_deadline<T>(
     target: &Target,

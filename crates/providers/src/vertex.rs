@@ -104,6 +104,20 @@ pub(crate) fn classify_error(status: u16, body: &[u8]) -> UpstreamFailure {
     f
 }
 
+/// The deployment's Vertex settings (validation guarantees them for
+/// provider `vertex`).
+fn settings(
+    d: &modelgate_config::Deployment,
+) -> Result<&modelgate_config::VertexConfig, CallError> {
+    d.vertex.as_ref().ok_or_else(|| {
+        failure(
+            ErrorClass::Internal,
+            None,
+            format!("deployment {} has no Vertex settings", d.name),
+        )
+    })
+}
+
 /// A token fetched for one call, to redact and (when refused) forget.
 pub(crate) struct Fetched {
     source: std::sync::Arc<crate::google_auth::TokenSource>,
@@ -113,25 +127,9 @@ pub(crate) struct Fetched {
 impl Fetched {
     /// Redacts the token from a failure; a refused token is forgotten.
     pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
-        match result {
-            Err(CallError::Upstream {
-                mut failure,
-                retry_after,
-            }) => {
-                let t = self.token.expose();
-                if t.len() >= 4 && failure.message.contains(t) {
-                    failure.message = failure.message.replace(t, "[redacted]");
-                }
-                if failure.class == ErrorClass::UpstreamAuth {
-                    self.source.invalidate(&self.token);
-                }
-                Err(CallError::Upstream {
-                    failure,
-                    retry_after,
-                })
-            }
-            r => r,
-        }
+        crate::settle_fetched(result, &[self.token.expose()], || {
+            self.source.invalidate(&self.token);
+        })
     }
 }
 
@@ -188,13 +186,7 @@ impl Upstreams {
         body: Vec<u8>,
     ) -> Result<reqwest::Response, CallError> {
         let d = &*target.deployment;
-        let Some(v) = d.vertex.as_ref() else {
-            return Err(failure(
-                ErrorClass::Internal,
-                None,
-                format!("deployment {} has no Vertex settings", d.name),
-            ));
-        };
+        let v = settings(d)?;
         let mut headers = Self::headers(d, ctx, target.span_id);
         // Vertex takes Anthropic's beta flags as the same header
         // (<https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude>).
@@ -228,13 +220,7 @@ impl Upstreams {
         ctx: &CallContext,
     ) -> Result<ChatReply, CallError> {
         let d = &*target.deployment;
-        let Some(v) = d.vertex.as_ref() else {
-            return Err(failure(
-                ErrorClass::Internal,
-                None,
-                format!("deployment {} has no Vertex settings", d.name),
-            ));
-        };
+        let v = settings(d)?;
         let mut headers = Self::headers(d, ctx, target.span_id);
         let fetched = self.vertex_authorize(d, &mut headers).await?;
         let publisher = v.publisher_for(&target.upstream_model);

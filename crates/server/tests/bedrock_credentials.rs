@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Gateway;
+use common::{Dir, Gateway};
 use modelgate_testkit::aws::{CONTAINER_PATH, STS_PATH};
 use modelgate_testkit::bedrock::{
     MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, converse_path,
@@ -16,37 +16,6 @@ use modelgate_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
 const NOVA: &str = "amazon.nova-pro-v1:0";
-
-/// A directory of files for one test; removed on drop.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "modelgate-aws-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A deployment `nova` on the mock with `auth` lines (YAML, 4-space indent).
 fn config(up: &MockUpstream, auth: &str) -> String {

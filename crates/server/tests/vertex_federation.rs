@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Gateway;
+use common::{Dir, Gateway};
 use modelgate_testkit::MockUpstream;
 use modelgate_testkit::bedrock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY};
 use modelgate_testkit::vertex::{GOOGLE_STS_PATH, IMPERSONATION_PREFIX, SUBJECT_TOKEN_PATH};
@@ -17,34 +17,6 @@ const GEM: &str =
 const AUDIENCE: &str =
     "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/prov";
 const SA: &str = "gateway@test-project.iam.gserviceaccount.com";
-
-/// Files for one test; removed on drop.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "modelgate-wif-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An `external_account` file with `source` as its `credential_source`.
 fn credentials(up: &MockUpstream, token_type: &str, source: Value, impersonate: bool) -> String {

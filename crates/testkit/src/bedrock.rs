@@ -177,6 +177,7 @@ pub fn authenticate_for(
     verify_sigv4(
         known,
         headers,
+        authz,
         method,
         path_and_query,
         body,
@@ -190,19 +191,13 @@ pub fn authenticate_for(
 fn verify_sigv4(
     known: &Known,
     headers: &HeaderMap,
+    authz: &str,
     method: &str,
     path_and_query: &str,
     body: &[u8],
     now_unix: u64,
     expected_service: &str,
 ) -> Result<(String, String), Reply> {
-    let Some(authz) = header(headers, "authorization") else {
-        return Err(error(
-            403,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
-    };
     let incomplete = |what: &str| {
         error(
             403,
