@@ -46,6 +46,9 @@ const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Lifetime asked for assumed roles (the STS default, and the most a role
 /// chained from another role may have).
 const ROLE_SECONDS: &str = "3600";
+/// How long a failed resolution (nothing found, endpoint unreachable) is
+/// answered from memory.
+pub const FAILURE_HOLD: Duration = Duration::from_secs(5);
 /// How deep `source_profile` may chain.
 const MAX_PROFILE_DEPTH: usize = 4;
 
@@ -658,6 +661,8 @@ pub struct AwsCredentialSource {
     role: Option<AssumeRole>,
     region: String,
     cache: Refreshing<Arc<AwsCredentials>>,
+    /// The last resolution that found no credentials, and when.
+    failed: Mutex<Option<(tokio::time::Instant, AuthError)>>,
 }
 
 impl std::fmt::Debug for AwsCredentialSource {
@@ -676,6 +681,7 @@ impl AwsCredentialSource {
             role: b.assume_role.clone(),
             region: b.region.clone(),
             cache: Refreshing::new(),
+            failed: Mutex::new(None),
         })
     }
 
@@ -691,7 +697,17 @@ impl AwsCredentialSource {
         client: &reqwest::Client,
         timeout: Duration,
     ) -> Result<Arc<AwsCredentials>, AuthError> {
-        self.cache
+        // A chain that found nothing (or a credential endpoint that did not
+        // answer) is not walked again for every request: without it, each
+        // one would wait out the instance metadata service's timeout.
+        if let Ok(failed) = self.failed.lock()
+            && let Some((at, e)) = failed.as_ref()
+            && at.elapsed() < FAILURE_HOLD
+        {
+            return Err(e.clone());
+        }
+        let r = self
+            .cache
             .get(|| async {
                 let r = tokio::time::timeout(timeout, self.resolve(client))
                     .await
@@ -708,7 +724,13 @@ impl AwsCredentialSource {
                 };
                 Ok((Arc::new(r.creds), usable))
             })
-            .await
+            .await;
+        if let Err(e @ (AuthError::Credentials(_) | AuthError::Unavailable(_))) = &r
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            *failed = Some((tokio::time::Instant::now(), e.clone()));
+        }
+        r
     }
 
     /// Forgets `creds` if they are the cached ones (Bedrock refused them).

@@ -384,6 +384,10 @@ async fn no_credentials_anywhere_is_a_clear_error() {
     assert_eq!(status, 502);
     assert!(message.contains("no AWS credentials found"), "{message}");
     assert!(up.requests().is_empty(), "nothing was sent unsigned");
+    // The next request within the hold is answered from memory (the chain,
+    // instance metadata timeouts included, is not walked per request).
+    let (status, again) = failure(&gw).await;
+    assert_eq!((status, again), (502, message));
     // STS being down is a transient failure (503-class), not a credential one.
     let dir2 = Dir::new();
     let token = dir2.file("token", "t");
