@@ -174,8 +174,19 @@ pub fn converse_url(
     } else {
         "converse"
     };
+    model_url(&base, model_id, op)
+}
+
+/// `{base}/model/{model id}/{op}` for a Bedrock Runtime endpoint `base`
+/// (`converse`, `converse-stream`, `invoke`), the id encoded as one path
+/// segment.
+pub fn model_url(base: &str, model_id: &str, op: &str) -> Result<String, CodecError> {
+    if model_id.is_empty() {
+        return Err(CodecError::new("model", "the Bedrock model id is empty"));
+    }
     Ok(format!(
-        "{base}/model/{}/{op}",
+        "{}/model/{}/{op}",
+        base.trim_end_matches('/'),
         crate::sigv4::uri_encode(model_id, false)
     ))
 }

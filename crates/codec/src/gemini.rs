@@ -126,6 +126,17 @@ pub struct Encoded {
 /// `model` may be a bare id (`gemini-2.5-flash`) or a resource name
 /// (`models/...`, `tunedModels/...`); each path segment is percent-encoded.
 pub fn chat_url(base: &str, model: &str, stream: bool) -> String {
+    let method = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    method_url(base, model, method)
+}
+
+/// `{base}/v1beta/models/{model}:{method}` (the version added unless `base`
+/// ends in one; `tunedModels/...` ids keep their collection).
+pub fn method_url(base: &str, model: &str, method: &str) -> String {
     let base = base.trim_end_matches('/');
     let versioned = ["/v1", "/v1beta", "/v1alpha"]
         .iter()
@@ -134,11 +145,6 @@ pub fn chat_url(base: &str, model: &str, stream: bool) -> String {
         .iter()
         .find_map(|c| Some((&c[..c.len() - 1], model.strip_prefix(c)?)))
         .unwrap_or(("models", model));
-    let method = if stream {
-        "streamGenerateContent?alt=sse"
-    } else {
-        "generateContent"
-    };
     format!(
         "{base}{}/{collection}/{}:{method}",
         if versioned { "" } else { "/v1beta" },

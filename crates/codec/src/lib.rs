@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod bedrock;
 mod counts;
+pub mod embeddings;
 pub mod eventstream;
 pub mod gemini;
 pub mod json;

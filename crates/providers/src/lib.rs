@@ -15,6 +15,7 @@
 pub mod aws_auth;
 mod bedrock;
 pub mod credentials;
+mod embeddings;
 pub mod google_auth;
 pub mod google_external;
 pub mod mock;
@@ -205,29 +206,10 @@ impl Upstreams {
                     req.model
                 ),
             ))),
-            // Gemini's `embedContent` speaks another format; not translated yet.
-            Gemini => Err(CallError::Codec(CodecError::new(
-                "model",
-                format!(
-                    "model {:?} is served by provider gemini: embeddings are not supported for this provider",
-                    req.model
-                ),
-            ))),
+            Gemini => self.gemini_embeddings(target, req, ctx).await,
             Mock => mock_deadline(target, mock::embeddings(&target.upstream_model, req)).await,
-            Bedrock => Err(CallError::Codec(CodecError::new(
-                "model",
-                format!(
-                    "model {:?} is served by provider bedrock; embeddings through Bedrock are not supported",
-                    req.model
-                ),
-            ))),
-            Vertex => Err(CallError::Codec(CodecError::new(
-                "model",
-                format!(
-                    "model {:?} is served by provider vertex; embeddings through Vertex AI are not supported",
-                    req.model
-                ),
-            ))),
+            Bedrock => self.bedrock_embeddings(target, req, ctx).await,
+            Vertex => self.vertex_embeddings(target, req, ctx).await,
         }
     }
 }

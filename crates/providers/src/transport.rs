@@ -190,7 +190,7 @@ impl Upstreams {
 
     /// Sends `body` and waits for the response head within the request timeout.
     /// Non-2xx responses are read (bounded) and classified.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         target: &Target,
         url: String,

@@ -106,7 +106,7 @@ pub(crate) fn classify_error(status: u16, body: &[u8]) -> UpstreamFailure {
 
 /// The deployment's Vertex settings (validation guarantees them for
 /// provider `vertex`).
-fn settings(
+pub(crate) fn settings(
     d: &modelgate_config::Deployment,
 ) -> Result<&modelgate_config::VertexConfig, CallError> {
     d.vertex.as_ref().ok_or_else(|| {

@@ -740,7 +740,7 @@ async fn zero_config_gemini_prefix_uses_the_environment() {
 }
 
 #[tokio::test]
-async fn gemini_has_no_embeddings() {
+async fn a_chat_model_cannot_embed_and_the_upstream_says_so() {
     let up = MockUpstream::start().await;
     let gw = Gateway::start(&config(&up, ""), &[]).await;
     let r = gw
@@ -749,15 +749,16 @@ async fn gemini_has_no_embeddings() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    // Gemini answers 404 for a model without the embedding method; the
+    // status and its reason reach the client.
+    assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported for this provider")
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("batchEmbedContents"), "{message}");
+    assert_eq!(
+        up.last().path,
+        "/v1beta/models/gemini-2.5-flash:batchEmbedContents"
     );
-    assert!(up.requests().is_empty());
 }
 
 #[tokio::test]

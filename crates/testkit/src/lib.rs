@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 pub mod aws;
 pub mod azure;
 pub mod bedrock;
+pub mod embeddings;
 pub mod fast;
 pub mod gemini;
 pub mod otlp;
@@ -471,6 +472,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     {
         return render(reply, shared).await;
     }
+    if scripted.is_none()
+        && let Some(reply) = embedding_routes(&shared, &parts, &path, &body, &parsed)
+    {
+        return render(reply, shared).await;
+    }
     if path == vertex::TOKEN_PATH {
         if let Some(r) = scripted {
             return render(r, shared).await;
@@ -572,6 +578,65 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }),
     };
     render(reply, shared).await
+}
+
+/// The Gemini, Vertex AI and Bedrock embedding endpoints (see [`embeddings`]).
+fn embedding_routes(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    path: &str,
+    body: &[u8],
+    parsed: &Value,
+) -> Option<Reply> {
+    // Gemini API: /{version}/models/{m}:batchEmbedContents
+    if let Some(model) = ["/v1beta/models/", "/v1/models/", "/v1alpha/models/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+        .and_then(|rest| rest.strip_suffix(":batchEmbedContents"))
+    {
+        return Some(embeddings::gemini(&parts.headers, model, parsed));
+    }
+    // Vertex AI: .../publishers/google/models/{m}:predict
+    if path.starts_with("/v1/projects/")
+        && let Some(model) = path
+            .strip_suffix(":predict")
+            .and_then(|p| p.rsplit_once("/publishers/google/models/"))
+            .map(|(_, m)| m)
+    {
+        let tokens = shared.vertex_tokens.lock().unwrap().clone();
+        let bearer = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !bearer.is_some_and(|b| tokens.iter().any(|t| t == b)) {
+            return Some(Reply::error(
+                401,
+                gemini::gemini_error(
+                    401,
+                    "UNAUTHENTICATED",
+                    "Request had invalid authentication credentials.",
+                ),
+            ));
+        }
+        return Some(embeddings::vertex(model, parsed));
+    }
+    // Bedrock InvokeModel: /model/{id}/invoke
+    let id = embeddings::invoke_route(path)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+    let known = shared.bedrock_known.lock().unwrap().clone();
+    Some(
+        match bedrock::authenticate(&known, &parts.headers, path_and_query, body, now) {
+            Err(reply) => reply,
+            Ok(auth) => {
+                shared.bedrock_auths.lock().unwrap().push(auth);
+                embeddings::bedrock_invoke(&id, parsed)
+            }
+        },
+    )
 }
 
 /// Workload identity federation: Google's STS, impersonation and a subject
