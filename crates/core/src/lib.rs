@@ -17,17 +17,30 @@ pub struct Nanos(pub i64);
 impl Nanos {
     /// Renders as a decimal USD amount with nine fractional digits trimmed of trailing zeros.
     pub fn to_usd_string(self) -> String {
-        let neg = self.0 < 0;
-        let abs = self.0.unsigned_abs();
-        let whole = abs / 1_000_000_000;
-        let frac = abs % 1_000_000_000;
-        let mut s = format!("{}{whole}", if neg { "-" } else { "" });
-        if frac != 0 {
-            let f = format!("{frac:09}");
-            s.push('.');
-            s.push_str(f.trim_end_matches('0'));
-        }
+        let mut s = String::with_capacity(24);
+        self.write_usd(&mut s);
         s
+    }
+
+    /// Appends [`Nanos::to_usd_string`]'s rendering to `out` (no formatting
+    /// machinery: this runs on every response and every log record).
+    pub fn write_usd(self, out: &mut String) {
+        let abs = self.0.unsigned_abs();
+        if self.0 < 0 {
+            out.push('-');
+        }
+        let mut buf = itoa::Buffer::new();
+        out.push_str(buf.format(abs / 1_000_000_000));
+        let frac = abs % 1_000_000_000;
+        if frac != 0 {
+            // Nine digits, zero-padded, then trailing zeros trimmed.
+            let digits = buf.format(frac);
+            out.push('.');
+            for _ in digits.len()..9 {
+                out.push('0');
+            }
+            out.push_str(digits.trim_end_matches('0'));
+        }
     }
 }
 
@@ -132,15 +145,19 @@ pub struct CostBreakdown {
 impl CostBreakdown {
     /// `{"input":..,"cache_read":..,"cache_write":..,"output":..}` in USD.
     pub fn to_json(&self) -> String {
-        let usd =
-            |p: u128| Nanos(i64::try_from(p.div_ceil(1000)).unwrap_or(i64::MAX)).to_usd_string();
-        format!(
-            "{{\"input_usd\":\"{}\",\"cache_read_usd\":\"{}\",\"cache_write_usd\":\"{}\",\"output_usd\":\"{}\"}}",
-            usd(self.input_pico),
-            usd(self.cache_read_pico),
-            usd(self.cache_write_pico),
-            usd(self.output_pico)
-        )
+        let mut s = String::with_capacity(112);
+        let fields = [
+            ("{\"input_usd\":\"", self.input_pico),
+            ("\",\"cache_read_usd\":\"", self.cache_read_pico),
+            ("\",\"cache_write_usd\":\"", self.cache_write_pico),
+            ("\",\"output_usd\":\"", self.output_pico),
+        ];
+        for (label, pico) in fields {
+            s.push_str(label);
+            Nanos(i64::try_from(pico.div_ceil(1000)).unwrap_or(i64::MAX)).write_usd(&mut s);
+        }
+        s.push_str("\"}");
+        s
     }
 }
 
@@ -334,5 +351,24 @@ mod tests {
         assert_eq!(Nanos(1).to_usd_string(), "0.000000001");
         assert_eq!(Nanos(1_500_000_000).to_usd_string(), "1.5");
         assert_eq!(Nanos(-20).to_usd_string(), "-0.00000002");
+        assert_eq!(Nanos(i64::MIN).to_usd_string(), "-9223372036.854775808");
+        assert_eq!(Nanos(120_000_000_000).to_usd_string(), "120");
+        assert_eq!(Nanos(100_000_000).to_usd_string(), "0.1");
+    }
+
+    #[test]
+    fn breakdown_json() {
+        let b = CostBreakdown {
+            input_pico: 1_050_000,
+            cache_read_pico: 0,
+            cache_write_pico: 1,
+            output_pico: 2_000_000_000_000,
+        };
+        let j: serde_json::Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"input_usd": "0.00000105", "cache_read_usd": "0",
+                "cache_write_usd": "0.000000001", "output_usd": "2"})
+        );
     }
 }

@@ -16,6 +16,30 @@ use crate::error::ApiError;
 /// `x-request-id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Response header names the gateway sets on every request, validated once
+/// (inserting by `&str` re-parses the name each time).
+pub mod hdr {
+    use axum::http::HeaderName;
+
+    pub static RATELIMIT_LIMIT_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-limit-requests");
+    pub static RATELIMIT_REMAINING_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-requests");
+    pub static RATELIMIT_RESET_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-reset-requests");
+    pub static RATELIMIT_LIMIT_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-limit-tokens");
+    pub static RATELIMIT_REMAINING_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-tokens");
+    pub static RATELIMIT_RESET_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-reset-tokens");
+    pub static CACHE: HeaderName = HeaderName::from_static("x-modelgate-cache");
+    pub static DEPLOYMENT: HeaderName = HeaderName::from_static("x-modelgate-deployment");
+    pub static ATTEMPTS: HeaderName = HeaderName::from_static("x-modelgate-attempts");
+    pub static COST: HeaderName = HeaderName::from_static("x-modelgate-cost");
+    pub static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+}
+
 /// The request id of the current request (from the client, or generated).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

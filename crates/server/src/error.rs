@@ -198,25 +198,36 @@ impl IntoResponse for ApiError {
 
 /// OpenAI's `x-ratelimit-*` headers from the tightest scope's state.
 pub fn rate_headers(h: &mut axum::http::HeaderMap, info: &modelgate_policy::limiter::RateInfo) {
-    let mut set = |name: &'static str, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(name, v);
-        }
-    };
+    use crate::edge::hdr;
+    // Names are pre-validated constants and numbers go through itoa: this
+    // runs on every governed response.
+    fn seconds(s: u64) -> HeaderValue {
+        let mut b = itoa::Buffer::new();
+        let mut v = String::with_capacity(21);
+        v.push_str(b.format(s));
+        v.push('s');
+        HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("0s"))
+    }
     if let (Some(l), Some(r)) = (info.limit_requests, info.remaining_requests) {
-        set("x-ratelimit-limit-requests", l.to_string());
-        set("x-ratelimit-remaining-requests", r.to_string());
-        set(
-            "x-ratelimit-reset-requests",
-            format!("{}s", info.reset_requests_s),
+        h.insert(hdr::RATELIMIT_LIMIT_REQUESTS.clone(), HeaderValue::from(l));
+        h.insert(
+            hdr::RATELIMIT_REMAINING_REQUESTS.clone(),
+            HeaderValue::from(r),
+        );
+        h.insert(
+            hdr::RATELIMIT_RESET_REQUESTS.clone(),
+            seconds(info.reset_requests_s),
         );
     }
     if let (Some(l), Some(r)) = (info.limit_tokens, info.remaining_tokens) {
-        set("x-ratelimit-limit-tokens", l.to_string());
-        set("x-ratelimit-remaining-tokens", r.to_string());
-        set(
-            "x-ratelimit-reset-tokens",
-            format!("{}s", info.reset_tokens_s),
+        h.insert(hdr::RATELIMIT_LIMIT_TOKENS.clone(), HeaderValue::from(l));
+        h.insert(
+            hdr::RATELIMIT_REMAINING_TOKENS.clone(),
+            HeaderValue::from(r),
+        );
+        h.insert(
+            hdr::RATELIMIT_RESET_TOKENS.clone(),
+            seconds(info.reset_tokens_s),
         );
     }
 }

@@ -59,12 +59,16 @@ models:
         let r = ask("chat").await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-modelgate-cache"], "off");
-        assert!(
-            r.headers()["server-timing"]
-                .to_str()
-                .unwrap()
-                .starts_with("gateway;dur=")
-        );
+        // `gateway;dur=<ms>.<3 digits>, upstream;dur=<ms>.<3 digits>`.
+        let timing = r.headers()["server-timing"].to_str().unwrap().to_owned();
+        let parts: Vec<&str> = timing.split(", ").collect();
+        assert_eq!(parts.len(), 2, "{timing}");
+        for (part, label) in parts.iter().zip(["gateway;dur=", "upstream;dur="]) {
+            let ms = part.strip_prefix(label).expect(&timing);
+            let (whole, frac) = ms.split_once('.').expect(&timing);
+            assert!(whole.parse::<u64>().is_ok() && frac.len() == 3, "{timing}");
+            assert!(frac.bytes().all(|b| b.is_ascii_digit()), "{timing}");
+        }
     }
     // One zero-config model.
     assert_eq!(ask("mock/echo").await.unwrap().status(), 200);

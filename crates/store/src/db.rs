@@ -9,12 +9,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row};
 
 use crate::stats::Totals;
 use crate::{RequestRecord, StoreError};
@@ -441,8 +441,39 @@ pub struct Store {
     pub(crate) audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Rows per multi-row `INSERT` of the request log.
-const INSERT_ROWS: usize = 128;
+/// Rows per multi-row `INSERT` of the request log, largest first: a batch
+/// takes as many of the first as fit, then one of each smaller size its
+/// remainder needs (its binary digits).
+const INSERT_SIZES: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+
+/// The request-log columns, in bind order.
+const INSERT_COLUMNS: &str = "id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown, request_body, response_body";
+
+/// The largest request-log `INSERT` for at most `rows` rows (`rows` > 0):
+/// its SQL in the dialect, built once per process, and its row count.
+fn insert_statement(postgres: bool, rows: usize) -> (&'static str, usize) {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let columns = INSERT_COLUMNS.split(", ").count();
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let sqlite: Vec<String> = INSERT_SIZES
+            .iter()
+            .map(|&n| {
+                format!(
+                    "INSERT INTO request_log ({INSERT_COLUMNS}) VALUES {}",
+                    vec![row.as_str(); n].join(", ")
+                )
+            })
+            .collect();
+        let dollar = sqlite.iter().map(|s| pg(s)).collect();
+        [sqlite, dollar]
+    });
+    let i = INSERT_SIZES
+        .iter()
+        .position(|&n| n <= rows)
+        .unwrap_or(INSERT_SIZES.len() - 1);
+    (&sql[usize::from(postgres)][i], INSERT_SIZES[i])
+}
 
 impl Store {
     /// Opens `target`: a `postgres://` URL, or a SQLite file path.
@@ -606,57 +637,57 @@ impl Store {
 
     /// Inserts records in one transaction.
     pub async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        // Rows go in statements of INSERT_ROWS rows (32 columns x 128 rows is
-        // far below SQLite's 32766 and PostgreSQL's 65535 bound parameters):
-        // that one statement is prepared once per connection and reused; the
-        // shorter last chunk is prepared for the occasion and not cached.
+        // Rows go in statements of 128 rows, and the remainder in statements
+        // of 64, 32, ... 1 rows: eight fixed statements, each prepared once
+        // per connection and reused, so no batch size makes SQL be parsed
+        // again (it was most of the writer's work at moderate load) and the
+        // statement cache stays bounded. 32 columns x 128 rows is far below
+        // SQLite's 32766 and PostgreSQL's 65535 bound parameters.
+        let postgres = matches!(self.pool, Pool::Pg(_));
         with_pool!(&self.pool, p, _sql = "" => {
             let mut tx = p.begin().await?;
-            for chunk in records.chunks(INSERT_ROWS) {
-                let mut qb = QueryBuilder::new(
-                "INSERT INTO request_log (id, started_at_ms, caller, route, requested_model, provider, deployment, upstream_model, stream, status, error_class, error_message, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, end_user, metadata, attempts, attempt_count, truncated, key_id, team_id, user_id, cost_breakdown, request_body, response_body) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(r.started_at_ms)
-                    .push_bind(&r.caller)
-                    .push_bind(&r.route)
-                    .push_bind(&r.requested_model)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.deployment)
-                    .push_bind(&r.upstream_model)
-                    .push_bind(r.stream)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(&r.error_class)
-                    .push_bind(&r.error_message)
-                    .push_bind(to_i64(r.latency_us))
-                    .push_bind(r.ttft_us.map(to_i64))
-                    .push_bind(to_i64(r.input_tokens))
-                    .push_bind(to_i64(r.output_tokens))
-                    .push_bind(to_i64(r.cached_tokens))
-                    .push_bind(to_i64(r.cache_write_tokens))
-                    .push_bind(to_i64(r.reasoning_tokens))
-                    .push_bind(r.usage_estimated)
-                    .push_bind(r.cost_nanos)
-                    .push_bind(&r.end_user)
-                    .push_bind(&r.metadata)
-                    .push_bind(&r.attempts)
-                    .push_bind(i64::from(r.attempt_count))
-                    .push_bind(r.truncated)
-                    .push_bind(&r.key_id)
-                    .push_bind(&r.team_id)
-                    .push_bind(&r.user_id)
-                    .push_bind(&r.cost_breakdown)
-                    .push_bind(&r.request_body)
-                    .push_bind(&r.response_body);
-            });
-                // Only the full-size statement is cached: every other size is
-                // a different statement, and each cached VALUES list of
-                // hundreds of rows holds megabytes in the connection.
-                qb.build()
-                    .persistent(chunk.len() == INSERT_ROWS)
-                    .execute(&mut *tx)
-                    .await?;
+            let mut rest = records;
+            while !rest.is_empty() {
+                let (sql, rows) = insert_statement(postgres, rest.len());
+                let (chunk, tail) = rest.split_at(rows);
+                rest = tail;
+                let mut q = sqlx::query(sql);
+                for r in chunk {
+                    q = q
+                        .bind(&r.id)
+                        .bind(r.started_at_ms)
+                        .bind(&r.caller)
+                        .bind(&r.route)
+                        .bind(&r.requested_model)
+                        .bind(&r.provider)
+                        .bind(&r.deployment)
+                        .bind(&r.upstream_model)
+                        .bind(r.stream)
+                        .bind(i64::from(r.status))
+                        .bind(&r.error_class)
+                        .bind(&r.error_message)
+                        .bind(to_i64(r.latency_us))
+                        .bind(r.ttft_us.map(to_i64))
+                        .bind(to_i64(r.input_tokens))
+                        .bind(to_i64(r.output_tokens))
+                        .bind(to_i64(r.cached_tokens))
+                        .bind(to_i64(r.cache_write_tokens))
+                        .bind(to_i64(r.reasoning_tokens))
+                        .bind(r.usage_estimated)
+                        .bind(r.cost_nanos)
+                        .bind(&r.end_user)
+                        .bind(&r.metadata)
+                        .bind(&r.attempts)
+                        .bind(i64::from(r.attempt_count))
+                        .bind(r.truncated)
+                        .bind(&r.key_id)
+                        .bind(&r.team_id)
+                        .bind(&r.user_id)
+                        .bind(&r.cost_breakdown)
+                        .bind(&r.request_body)
+                        .bind(&r.response_body);
+                }
+                q.execute(&mut *tx).await?;
             }
             // Keep the hourly rollups current in the same transaction, so
             // reports never scan the raw log.
@@ -963,10 +994,35 @@ pub(crate) async fn test_stores_until(sqlite: i64, postgres: i64) -> Vec<Store> 
 
 #[cfg(test)]
 mod tests {
-    use super::pg;
+    use super::{INSERT_COLUMNS, insert_statement, pg};
 
     #[test]
     fn placeholders_become_numbered() {
         assert_eq!(pg("SELECT ? , '?' , ?"), "SELECT $1 , '?' , $2");
+    }
+
+    #[test]
+    fn batches_split_into_the_fixed_statement_sizes() {
+        let split = |mut n: usize| {
+            let mut sizes = Vec::new();
+            while n > 0 {
+                let (_, rows) = insert_statement(false, n);
+                sizes.push(rows);
+                n -= rows;
+            }
+            sizes
+        };
+        assert_eq!(split(1), [1]);
+        assert_eq!(split(128), [128]);
+        assert_eq!(split(300), [128, 128, 32, 8, 4]);
+        assert_eq!(split(127), [64, 32, 16, 8, 4, 2, 1]);
+        let columns = INSERT_COLUMNS.split(", ").count();
+        for n in 1..=300 {
+            let (sql, rows) = insert_statement(false, n);
+            assert!(rows <= n);
+            assert_eq!(sql.matches('?').count(), rows * columns);
+            let (sql, _) = insert_statement(true, n);
+            assert!(sql.ends_with(&format!("${})", rows * columns)));
+        }
     }
 }

@@ -247,6 +247,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_batch_size_round_trips() {
+        // Batches of every size up to and past the largest statement, so each
+        // fixed statement size and each remainder is written and read back.
+        for store in crate::db::test_stores().await {
+            let mut written = 0;
+            for size in (1..=140).chain([255, 256, 300]) {
+                let batch: Vec<RequestRecord> = (0..size)
+                    .map(|i| {
+                        let mut r = rec(&format!("b{size}-{i}"));
+                        r.input_tokens = u64::try_from(i).unwrap();
+                        r.key_id = Some(format!("k{size}"));
+                        r
+                    })
+                    .collect();
+                store.insert_requests(&batch).await.unwrap();
+                written += size;
+                let last = size - 1;
+                let got = store
+                    .get_request(&format!("b{size}-{last}"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.input_tokens, u64::try_from(last).unwrap());
+                assert_eq!(got.key_id.as_deref(), Some(format!("k{size}").as_str()));
+            }
+            let all = store.recent_requests(100_000).await.unwrap();
+            assert_eq!(all.len(), written);
+        }
+    }
+
+    #[tokio::test]
     async fn retention_clears_payloads_and_old_rows() {
         for store in crate::db::test_stores().await {
             let mut old = rec("old");
