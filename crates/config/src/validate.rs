@@ -574,11 +574,8 @@ fn validate_deployment(
     };
     let base_url = match (provider, &m.base_url) {
         (_, Some(u)) => {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                errs.push(
-                    format!("{path}.base_url"),
-                    format!("{u:?} must start with http:// or https://"),
-                );
+            if let Some(problem) = url_problem(u) {
+                errs.push(format!("{path}.base_url"), problem);
             }
             u.trim_end_matches('/').to_owned()
         }
@@ -935,6 +932,23 @@ fn container_endpoint_allowed(url: &str) -> bool {
     ) || host
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What is wrong with `u` as an upstream base URL, if anything: it must be
+/// an absolute `http(s)://` URL the upstream client can send to as it
+/// stands (a host, and only characters URLs allow).
+fn url_problem(u: &str) -> Option<String> {
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        return Some(format!("{u:?} must start with http:// or https://"));
+    }
+    let ok = u.is_ascii()
+        && u.parse::<http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some_and(|h| !h.is_empty()));
+    (!ok).then(|| {
+        format!(
+            "{u:?} is not a valid URL (it needs a host, and spaces and other characters URLs do not allow must be percent-encoded)"
+        )
+    })
 }
 
 /// The Bedrock part of a deployment. Credentials, first match wins:
@@ -1818,11 +1832,8 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
             .var(base_var)
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| default_base.to_owned());
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            errs.push(
-                base_var,
-                format!("{base:?} must start with http:// or https://"),
-            );
+        if let Some(problem) = url_problem(&base) {
+            errs.push(base_var, problem);
             return;
         }
         out.insert(
@@ -1864,7 +1875,9 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         env.var("AZURE_OPENAI_API_KEY").filter(|k| !k.is_empty()),
         env.var("AZURE_OPENAI_ENDPOINT").filter(|e| !e.is_empty()),
     ) {
-        if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
+        if let Some(problem) = url_problem(&endpoint) {
+            errs.push("AZURE_OPENAI_ENDPOINT", problem);
+        } else {
             let mut d = template(
                 "azure",
                 ProviderKind::Azure,
@@ -1877,11 +1890,6 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
                     .unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_owned()),
             );
             out.insert("azure".to_owned(), Arc::new(d));
-        } else {
-            errs.push(
-                "AZURE_OPENAI_ENDPOINT",
-                format!("{endpoint:?} must start with http:// or https://"),
-            );
         }
     }
     // The OpenAI-compatible presets: hosted ones when their key is set, local
@@ -1897,11 +1905,8 @@ fn env_prefixes(env: &dyn Env, errs: &mut Errors) -> BTreeMap<String, Arc<Deploy
         let Some(base) = base.or(p.base_url.map(str::to_owned)).filter(|_| enabled) else {
             continue;
         };
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            errs.push(
-                p.base_env,
-                format!("{base:?} must start with http:// or https://"),
-            );
+        if let Some(problem) = url_problem(&base) {
+            errs.push(p.base_env, problem);
             continue;
         }
         let mut d = template(
@@ -1959,8 +1964,8 @@ fn bedrock_env_template(env: &dyn Env, errs: &mut Errors) -> Option<Deployment> 
         .find_map(|v| non_empty(env.var(v)).map(|u| (v, u)));
     let base = match endpoint {
         Some((var, url)) => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                errs.push(var, format!("{url:?} must start with http:// or https://"));
+            if let Some(problem) = url_problem(&url) {
+                errs.push(var, problem);
                 return None;
             }
             url.trim_end_matches('/').to_owned()
@@ -2110,6 +2115,47 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(errs.contains("GEMINI_BASE_URL"), "{errs}");
+    }
+
+    #[test]
+    fn base_urls_must_be_urls_the_client_can_send_to() {
+        for bad in [
+            "http://",
+            "https://bad host/v1",
+            "http://h/a b",
+            "http://h/\u{e9}",
+        ] {
+            let yaml = format!(
+                "models:\n  - {{ name: x, provider: openai_compatible, model: m, base_url: {bad:?} }}\n"
+            );
+            let errs = Config::load(Some(&yaml), &MapEnv::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                errs.contains("models[0].base_url") && errs.contains("not a valid URL"),
+                "{bad}: {errs}"
+            );
+        }
+        for good in [
+            "http://127.0.0.1:9",
+            "https://h.example/v1/",
+            "http://[::1]:8000/a%20b",
+        ] {
+            let yaml = format!(
+                "models:\n  - {{ name: x, provider: openai_compatible, model: m, base_url: {good:?} }}\n"
+            );
+            assert!(
+                Config::load(Some(&yaml), &MapEnv::default()).is_ok(),
+                "{good}"
+            );
+        }
+        let errs = Config::load(
+            None,
+            &MapEnv::from_pairs([("OPENAI_API_KEY", "k"), ("OPENAI_BASE_URL", "http://a b")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("OPENAI_BASE_URL"), "{errs}");
     }
 
     #[test]

@@ -20,18 +20,18 @@
 //! timeout or an end of body before `messageStop` fails the stream.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use modelgate_api::openai::ChatRequest;
 use modelgate_codec::eventstream::EventStreamDecoder;
 use modelgate_codec::{CodecError, UpstreamFailure, bedrock, sigv4};
 use modelgate_config::{AwsCredentials, BedrockConfig, Deployment};
 use modelgate_core::ErrorClass;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::aws_auth::AwsCredentialSource;
 use crate::credentials::AuthError;
@@ -65,7 +65,7 @@ fn sign(
     // Only headers we send unchanged are signed: the content type (whatever
     // the deployment's extra headers made it) besides host and x-amz-*.
     let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let signed_headers: &[(&str, &str)] = match &content_type {
@@ -255,7 +255,7 @@ impl Upstreams {
         rctx.include_usage = true;
         let state = BedrockStream {
             deployment: target.deployment.clone(),
-            body: Box::pin(resp.bytes_stream()),
+            body: resp.bytes_stream(),
             idle: d.timeouts.idle,
             frames: EventStreamDecoder::new(),
             decoder: bedrock::StreamDecoder::new(rctx),
@@ -275,7 +275,7 @@ impl Upstreams {
 /// A ConverseStream response being translated into OpenAI chunks.
 struct BedrockStream {
     deployment: Arc<Deployment>,
-    body: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>,
+    body: crate::http::BodyStream,
     idle: Duration,
     frames: EventStreamDecoder,
     decoder: bedrock::StreamDecoder,

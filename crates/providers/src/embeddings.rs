@@ -149,8 +149,8 @@ impl Upstreams {
             let body = encode(&body)?;
             let mut headers = Self::headers(d, ctx, target.span_id);
             headers.insert(
-                reqwest::header::ACCEPT,
-                reqwest::header::HeaderValue::from_static("application/json"),
+                http::header::ACCEPT,
+                http::header::HeaderValue::from_static("application/json"),
             );
             let fetched = self
                 .bedrock_sign(d, "POST", &url, &body, &mut headers)

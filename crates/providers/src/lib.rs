@@ -18,6 +18,7 @@ pub mod credentials;
 mod embeddings;
 pub mod google_auth;
 pub mod google_external;
+pub mod http;
 pub mod mock;
 mod stream;
 mod transport;

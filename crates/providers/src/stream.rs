@@ -12,6 +12,8 @@ use modelgate_codec::UpstreamFailure;
 use modelgate_codec::sse::{SseEvent, SseParser};
 use modelgate_core::{ErrorClass, Usage};
 
+use crate::http::{BodyStream, Response};
+
 /// One step of a chat stream, in the OpenAI dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
@@ -101,7 +103,7 @@ impl Stream for ChatStream {
 
 /// Turns an upstream byte stream into SSE events, enforcing the idle timeout.
 pub(crate) struct SseSource {
-    body: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>,
+    body: BodyStream,
     parser: SseParser,
     events: VecDeque<SseEvent>,
     scratch: Vec<SseEvent>,
@@ -111,9 +113,9 @@ pub(crate) struct SseSource {
 }
 
 impl SseSource {
-    pub(crate) fn new(resp: reqwest::Response, idle: Duration, provider: &'static str) -> Self {
+    pub(crate) fn new(resp: Response, idle: Duration, provider: &'static str) -> Self {
         SseSource {
-            body: Box::pin(resp.bytes_stream()),
+            body: resp.bytes_stream(),
             parser: SseParser::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),

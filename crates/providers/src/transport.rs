@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Method;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use modelgate_api::anthropic::StreamEvent;
 use modelgate_api::openai::ChatRequest;
 use modelgate_codec::{UpstreamFailure, anthropic, bedrock, gemini, openai};
 use modelgate_config::{Config, Deployment, ProviderKind};
 use modelgate_core::{ErrorClass, Usage};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::http::{HttpClient, HttpError, Response};
 use crate::stream::{SseSource, ended_early};
 use crate::{CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, StreamItem, Target};
 
@@ -23,23 +25,39 @@ pub const VERTEX_ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
 /// [`VERTEX_ANTHROPIC_VERSION`] as a JSON string.
 const VERTEX_ANTHROPIC_VERSION_JSON: &[u8] = b"\"vertex-2023-10-16\"";
 
-/// Pooled HTTP clients, one per distinct connect timeout.
+/// Pooled HTTP clients, one per distinct connect timeout: the request
+/// path's own client ([`HttpClient`]) for model calls, and reqwest for the
+/// occasional credential exchange (Google and AWS token endpoints).
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    clients: HashMap<Duration, reqwest::Client>,
-    default: reqwest::Client,
+    clients: HashMap<Duration, Clients>,
+    default: Clients,
     /// Google OAuth tokens (Vertex AI), cached per credentials file.
     pub(crate) google: Arc<crate::google_auth::TokenSources>,
     /// AWS credentials (Bedrock) that are resolved at run time.
     pub(crate) aws: Arc<crate::aws_auth::AwsCredentialSources>,
-    /// Upstream URLs already parsed.
-    urls: Arc<std::sync::RwLock<HashMap<String, reqwest::Url>>>,
 }
 
-/// Most parsed URLs kept (zero-config models make one per model name).
-const URL_CACHE: usize = 4096;
+/// The two clients of one connect timeout.
+#[derive(Debug, Clone)]
+struct Clients {
+    calls: HttpClient,
+    auth: reqwest::Client,
+}
 
-fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// Why the HTTP clients could not be built (TLS set-up).
+#[derive(Debug, thiserror::Error)]
+#[error("building the upstream HTTP client: {0}")]
+pub struct ClientError(String);
+
+fn build_clients(connect: Duration) -> Result<Clients, ClientError> {
+    Ok(Clients {
+        calls: HttpClient::new(connect).map_err(|e| ClientError(e.to_string()))?,
+        auth: build_auth_client(connect).map_err(|e| ClientError(e.to_string()))?,
+    })
+}
+
+fn build_auth_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(connect)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -56,7 +74,7 @@ fn build_client(connect: Duration) -> Result<reqwest::Client, reqwest::Error> {
 
 impl Upstreams {
     /// Builds clients for every deployment in `config`.
-    pub fn new(config: &Config) -> Result<Upstreams, reqwest::Error> {
+    pub fn new(config: &Config) -> Result<Upstreams, ClientError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let default_connect = modelgate_config::Timeouts::default().connect;
@@ -64,56 +82,36 @@ impl Upstreams {
         for d in config.deployments.iter().chain(config.prefixes.values()) {
             if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(d.timeouts.connect)
             {
-                e.insert(build_client(d.timeouts.connect)?);
+                e.insert(build_clients(d.timeouts.connect)?);
             }
         }
         let default = match clients.get(&default_connect) {
             Some(c) => c.clone(),
-            None => build_client(default_connect)?,
+            None => build_clients(default_connect)?,
         };
         Ok(Upstreams {
             clients,
             default,
             google: Arc::default(),
             aws: Arc::default(),
-            urls: Arc::default(),
         })
     }
 
-    /// `url` parsed, from a small cache: the same few upstream URLs come
-    /// back on every request, and parsing one (IDNA included) is dearer than
-    /// a lookup. A URL that does not parse is passed on as text, for
-    /// reqwest to report.
-    fn post(&self, d: &Deployment, url: String) -> reqwest::RequestBuilder {
-        let client = self.client(d);
-        if let Ok(cache) = self.urls.read()
-            && let Some(u) = cache.get(&url)
-        {
-            return client.post(u.clone());
-        }
-        match reqwest::Url::parse(&url) {
-            Ok(u) => {
-                if let Ok(mut cache) = self.urls.write()
-                    && cache.len() < URL_CACHE
-                {
-                    cache.insert(url, u.clone());
-                }
-                client.post(u)
-            }
-            Err(_) => client.post(url),
-        }
-    }
-
-    pub(crate) fn client(&self, d: &Deployment) -> &reqwest::Client {
+    fn clients(&self, d: &Deployment) -> &Clients {
         self.clients
             .get(&d.timeouts.connect)
             .unwrap_or(&self.default)
     }
 
+    /// The client for credential exchanges on `d`'s behalf.
+    pub(crate) fn client(&self, d: &Deployment) -> &reqwest::Client {
+        &self.clients(d).auth
+    }
+
     pub(crate) fn headers(d: &Deployment, ctx: &CallContext, span_id: u64) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
-            reqwest::header::CONTENT_TYPE,
+            http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -172,7 +170,7 @@ impl Upstreams {
                     && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
                 {
                     v.set_sensitive(true);
-                    h.insert(reqwest::header::AUTHORIZATION, v);
+                    h.insert(http::header::AUTHORIZATION, v);
                 }
             }
         }
@@ -196,7 +194,7 @@ impl Upstreams {
         url: String,
         body: Vec<u8>,
         ctx: &CallContext,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<Response, CallError> {
         let headers = Self::headers(&target.deployment, ctx, target.span_id);
         self.send_with_headers(target, url, body, headers).await
     }
@@ -209,11 +207,14 @@ impl Upstreams {
         url: String,
         body: Vec<u8>,
         headers: HeaderMap,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<Response, CallError> {
         let d = &*target.deployment;
         let provider = d.provider_name();
-        let req = self.post(d, url).headers(headers).body(body);
-        let resp = match tokio::time::timeout(d.timeouts.request, req.send()).await {
+        let send = self
+            .clients(d)
+            .calls
+            .send(Method::POST, &url, headers, Bytes::from(body));
+        let resp = match tokio::time::timeout(d.timeouts.request, send).await {
             Err(_) => {
                 return Err(CallError::upstream(timeout_failure(
                     provider,
@@ -229,7 +230,7 @@ impl Upstreams {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let error_type = resp
@@ -275,7 +276,7 @@ impl Upstreams {
     /// request head had: one budget for the whole exchange).
     pub(crate) async fn read_body(
         d: &Deployment,
-        resp: reqwest::Response,
+        resp: Response,
         deadline: tokio::time::Instant,
     ) -> Result<Bytes, CallError> {
         match tokio::time::timeout_at(deadline, resp.bytes()).await {
@@ -750,7 +751,7 @@ impl Upstreams {
         target: &Target,
         native: NativeRequest<'_>,
         ctx: &CallContext,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<Response, CallError> {
         let NativeRequest {
             method,
             path,
@@ -765,8 +766,8 @@ impl Upstreams {
             url.push_str(q);
         }
         let mut headers = Self::headers(d, ctx, target.span_id);
-        headers.remove(reqwest::header::CONTENT_TYPE);
-        for name in [reqwest::header::CONTENT_TYPE, reqwest::header::ACCEPT] {
+        headers.remove(http::header::CONTENT_TYPE);
+        for name in [http::header::CONTENT_TYPE, http::header::ACCEPT] {
             if let Some(v) = client_headers.get(&name) {
                 headers.insert(name, v.clone());
             }
@@ -782,12 +783,8 @@ impl Upstreams {
         let _creds = self
             .bedrock_sign(d, method.as_str(), &url, &body, &mut headers)
             .await?;
-        let req = self
-            .client(d)
-            .request(method, url)
-            .headers(headers)
-            .body(body);
-        match tokio::time::timeout(d.timeouts.request, req.send()).await {
+        let send = self.clients(d).calls.send(method, &url, headers, body);
+        match tokio::time::timeout(d.timeouts.request, send).await {
             Err(_) => Err(CallError::upstream(timeout_failure(
                 d.provider_name(),
                 d.timeouts.request,
@@ -1069,7 +1066,7 @@ impl GeminiStream {
 /// A provider-native request for [`Upstreams::passthrough`].
 #[derive(Debug)]
 pub struct NativeRequest<'a> {
-    pub method: reqwest::Method,
+    pub method: Method,
     /// Appended to the deployment's base URL.
     pub path: &'a str,
     pub query: Option<&'a str>,
@@ -1187,7 +1184,7 @@ pub(crate) fn redact_secrets(message: &mut String, d: &Deployment) {
     }
 }
 
-async fn read_capped(resp: reqwest::Response, cap: usize) -> Bytes {
+async fn read_capped(resp: Response, cap: usize) -> Bytes {
     use futures_util::StreamExt;
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
@@ -1211,12 +1208,12 @@ pub(crate) fn timeout_failure(provider: &str, after: Duration) -> UpstreamFailur
 }
 
 /// Describes a transport error without echoing URLs or headers.
-fn transport_failure(provider: &str, e: &reqwest::Error) -> UpstreamFailure {
+fn transport_failure(provider: &str, e: &HttpError) -> UpstreamFailure {
     let (class, what) = if e.is_timeout() {
         (ErrorClass::UpstreamTimeout, "timed out")
     } else if e.is_connect() {
         (ErrorClass::UpstreamUnavailable, "connection failed")
-    } else if e.is_body() || e.is_decode() {
+    } else if e.is_body() {
         (
             ErrorClass::UpstreamUnavailable,
             "connection lost while reading the response",

@@ -10,11 +10,11 @@
 //! a credentials file through [`crate::google_auth`], fetched before the
 //! upstream call (never while it runs) and cached.
 
+use http::header::HeaderValue;
 use modelgate_api::openai::ChatRequest;
 use modelgate_codec::{UpstreamFailure, anthropic, gemini};
 use modelgate_config::{VertexAuth, VertexConfig, VertexPublisher};
 use modelgate_core::ErrorClass;
-use reqwest::header::HeaderValue;
 
 use crate::google_auth::AuthError;
 use crate::{CallContext, CallError, ChatReply, Target, Upstreams};
@@ -139,7 +139,7 @@ impl Upstreams {
     pub(crate) async fn vertex_authorize(
         &self,
         d: &modelgate_config::Deployment,
-        headers: &mut reqwest::header::HeaderMap,
+        headers: &mut http::header::HeaderMap,
     ) -> Result<Option<Fetched>, CallError> {
         let source = match d.vertex.as_ref() {
             Some(
@@ -170,7 +170,7 @@ impl Upstreams {
                 )
             })?;
         value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
+        headers.insert(http::header::AUTHORIZATION, value);
         Ok(Some(Fetched { source, token }))
     }
 
@@ -184,7 +184,7 @@ impl Upstreams {
         model_segment: &str,
         method: &str,
         body: Vec<u8>,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<crate::http::Response, CallError> {
         let d = &*target.deployment;
         let v = settings(d)?;
         let mut headers = Self::headers(d, ctx, target.span_id);

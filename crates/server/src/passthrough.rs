@@ -85,8 +85,6 @@ pub async fn passthrough(
             trace: Some(settle.trace_parent()),
             anthropic_beta: None,
         };
-        let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
-            .map_err(|_| ApiError::bad_param("method", "Unsupported HTTP method."))?;
         let resp = state
             .live()
             .upstreams
@@ -133,7 +131,7 @@ pub async fn passthrough(
         }
     }
     let body = PassBody {
-        inner: Box::pin(resp.bytes_stream()),
+        inner: resp.bytes_stream(),
         settle,
         peek: json.then(Vec::new),
         provider,
@@ -197,11 +195,9 @@ fn usage_of(provider: ProviderKind, body: &[u8]) -> Option<Usage> {
     modelgate_codec::openai::responses_usage(body)
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
-
 /// The upstream's body, passed through; settles when it ends or is dropped.
 struct PassBody {
-    inner: ByteStream,
+    inner: modelgate_providers::http::BodyStream,
     settle: Settle,
     /// A JSON answer's bytes (up to [`USAGE_PEEK_MAX`]), for its usage.
     peek: Option<Vec<u8>>,
