@@ -1221,10 +1221,80 @@ fn transport_failure(provider: &str, e: &HttpError) -> UpstreamFailure {
     } else {
         (ErrorClass::UpstreamUnavailable, "request failed")
     };
+    // The innermost cause says what actually happened ("Connection refused
+    // (os error 111)", "invalid peer certificate: UnknownIssuer", a DNS
+    // failure); the layers above it only repeat "client error (Connect)".
+    let message = match root_cause(e) {
+        Some(cause) => format!("{provider}: {what}: {cause}"),
+        None => format!("{provider}: {what}"),
+    };
     UpstreamFailure {
         class,
         status: None,
-        message: format!("{provider}: {what}"),
+        message,
         upstream_code: None,
+    }
+}
+
+/// The innermost error under `e`, when there is one below it.
+fn root_cause(e: &HttpError) -> Option<String> {
+    let mut source = std::error::Error::source(e)?;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    let text = source.to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    async fn failure_for(url: &str) -> UpstreamFailure {
+        let client = HttpClient::new(Duration::from_secs(5)).unwrap();
+        let e = client
+            .send(Method::POST, url, HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap_err();
+        transport_failure("openai", &e)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let f = failure_for(&format!("http://127.0.0.1:{}/v1/x", closed_port())).await;
+        assert_eq!(f.class, ErrorClass::UpstreamUnavailable);
+        assert!(
+            f.message.starts_with("openai: connection failed: ")
+                && f.message.to_lowercase().contains("refused"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_names_the_tls_error() {
+        // Plain HTTP where the client expects TLS.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        });
+        let f = failure_for(&format!("https://127.0.0.1:{port}/v1/x")).await;
+        assert_eq!(f.class, ErrorClass::UpstreamUnavailable);
+        assert!(
+            f.message.starts_with("openai: connection failed: ") && f.message.len() > 30,
+            "{}",
+            f.message
+        );
     }
 }
