@@ -207,6 +207,7 @@ async fn write_with_retry(store: &Store, records: &[RequestRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::RequestFilter;
 
     fn rec(id: &str) -> RequestRecord {
         RequestRecord {
@@ -244,6 +245,81 @@ mod tests {
         assert!(got.seq > 0);
         got.seq = 0;
         assert_eq!(got, rec("last"));
+    }
+
+    /// The key/team/user indexes became partial (NULLs are not indexed):
+    /// rows written before and after that migration are still found by the
+    /// filters, NULLs are not matched, and SQLite plans the filter on the
+    /// partial index.
+    #[tokio::test]
+    async fn owner_filters_use_the_partial_indexes_across_the_migration() {
+        for store in crate::db::test_stores_until(9, 7).await {
+            let owned = |id: &str, team: Option<&str>, user: Option<&str>| RequestRecord {
+                key_id: Some("k1".into()),
+                team_id: team.map(Into::into),
+                user_id: user.map(Into::into),
+                ..rec(id)
+            };
+            store
+                .insert_requests(&[
+                    owned("old-t", Some("t1"), None),
+                    owned("old-none", None, None),
+                ])
+                .await
+                .unwrap();
+            store.migrate(i64::MAX).await.unwrap();
+            store
+                .insert_requests(&[
+                    owned("new-t", Some("t1"), Some("u1")),
+                    owned("new-none", None, None),
+                    RequestRecord { ..rec("master") },
+                ])
+                .await
+                .unwrap();
+            let ids = |f: RequestFilter| {
+                let store = store.clone();
+                async move {
+                    let mut v: Vec<String> = store
+                        .search_requests(&f)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    v.sort();
+                    v
+                }
+            };
+            let all = RequestFilter {
+                from_ms: 0,
+                to_ms: i64::MAX,
+                limit: 100,
+                ..RequestFilter::default()
+            };
+            let team = RequestFilter {
+                team_id: Some("t1".into()),
+                ..all.clone()
+            };
+            assert_eq!(ids(team).await, ["new-t", "old-t"]);
+            let user = RequestFilter {
+                user_id: Some("u1".into()),
+                ..all.clone()
+            };
+            assert_eq!(ids(user).await, ["new-t"]);
+            let key = RequestFilter {
+                key_id: Some("k1".into()),
+                ..all.clone()
+            };
+            assert_eq!(ids(key).await, ["new-none", "new-t", "old-none", "old-t"]);
+            assert_eq!(ids(all).await.len(), 5);
+            if let Some(plan) = store.sqlite_plan(
+                "SELECT * FROM request_log WHERE started_at_ms >= 0 AND started_at_ms < 9 AND team_id = 't1'",
+            )
+            .await
+            {
+                assert!(plan.contains("request_log_team"), "{plan}");
+            }
+        }
     }
 
     #[tokio::test]
