@@ -235,14 +235,15 @@ impl Settle {
             "completions" => "completions",
             _ => "chat",
         };
-        let alias = if self.alias_label.is_empty() {
-            "none".to_owned()
+        let alias: &str = if self.alias_label.is_empty() {
+            "none"
         } else {
-            self.alias_label.clone()
+            &self.alias_label
         };
-        let provider = rec.provider.clone().unwrap_or_else(|| "none".to_owned());
+        let provider = rec.provider.as_deref().unwrap_or("none");
+        let config = self.state.config();
         let deployment = match &rec.deployment {
-            Some(d) if self.state.config().deployments.iter().any(|x| &x.name == d) => d.clone(),
+            Some(d) if config.deployments.iter().any(|x| &x.name == d) => d.clone(),
             Some(_) => format!("{provider}/*"),
             None => "none".to_owned(),
         };
@@ -254,49 +255,33 @@ impl Settle {
         m.requests
             .get_or_create(&RequestLabels {
                 route,
-                alias: alias.clone(),
-                provider: provider.clone(),
+                alias: alias.to_owned(),
+                provider: provider.to_owned(),
                 deployment,
                 status_class: status_class(rec.status),
                 error_class,
             })
             .inc();
-        let lat = LatencyLabels {
-            route,
-            alias: alias.clone(),
-        };
+        // The rest by resolved handles: no label set hashed or copied.
+        let h = m.model_handles(route, alias, provider);
         let total = rec.latency_us as f64 / 1e6;
-        m.request_duration.get_or_create(&lat).observe(total);
+        h.request_duration.observe(total);
         let upstream = self.upstream_time().as_secs_f64();
-        m.overhead
-            .get_or_create(&lat)
-            .observe((total - upstream).max(0.0));
-        let ml = ModelLabels {
-            alias: alias.clone(),
-            provider: provider.clone(),
-        };
+        h.overhead.observe((total - upstream).max(0.0));
         if let Some(t) = rec.ttft_us.filter(|_| rec.stream) {
-            m.ttft.get_or_create(&ml).observe(t as f64 / 1e6);
+            h.ttft(m).observe(t as f64 / 1e6);
         }
-        for (kind, n) in [
-            ("input", rec.input_tokens),
-            ("output", rec.output_tokens),
-            ("cached", rec.cached_tokens),
-        ] {
+        for (kind, n) in [rec.input_tokens, rec.output_tokens, rec.cached_tokens]
+            .into_iter()
+            .enumerate()
+        {
             if n > 0 {
-                m.tokens
-                    .get_or_create(&TokenLabels {
-                        alias: alias.clone(),
-                        provider: provider.clone(),
-                        kind,
-                    })
-                    .inc_by(n);
+                h.tokens(m, kind).inc_by(n);
             }
         }
         if let Some(c) = rec.cost_nanos.filter(|c| *c > 0) {
-            m.cost_usd.get_or_create(&ml).inc_by(c as f64 / 1e9);
+            h.cost_usd(m).inc_by(c as f64 / 1e9);
         }
-        let config = self.state.config();
         for a in &self.attempt_logs {
             let dep = if config.deployments.iter().any(|d| d.name == a.deployment) {
                 a.deployment.clone()
@@ -306,20 +291,19 @@ impl Settle {
                     None => "other".to_owned(),
                 }
             };
+            m.upstream_duration_of(&dep)
+                .observe(a.latency_us as f64 / 1e6);
             m.attempts
                 .get_or_create(&AttemptLabels {
-                    deployment: dep.clone(),
+                    deployment: dep,
                     outcome: a.outcome,
                     error_class: a.error_class.unwrap_or(""),
                 })
                 .inc();
-            m.upstream_duration
-                .get_or_create(&DeploymentLabels { deployment: dep })
-                .observe(a.latency_us as f64 / 1e6);
             if a.hedge {
                 m.hedges
                     .get_or_create(&AliasLabels {
-                        alias: alias.clone(),
+                        alias: alias.to_owned(),
                     })
                     .inc();
             }
@@ -332,7 +316,9 @@ impl Settle {
             .saturating_sub(1);
         if retries > 0 {
             m.retries
-                .get_or_create(&AliasLabels { alias })
+                .get_or_create(&AliasLabels {
+                    alias: alias.to_owned(),
+                })
                 .inc_by(retries as u64);
         }
         m.in_flight.dec();

@@ -9,7 +9,9 @@
 pub mod otlp;
 pub mod tracer;
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -117,6 +119,73 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Trace spans sent, dropped, and failed export requests.
     pub trace: tracer::TracerCounters,
+    handles: HandleCache,
+}
+
+/// The series every finished request records for one route, alias and
+/// provider, resolved once ([`Metrics::model_handles`]): recording a request
+/// then hashes no label set and copies no label string. Each handle is the
+/// family's own series (they share their counts), so the exposition is
+/// unchanged; the series a request may not touch (time to first token,
+/// tokens of a kind, cost) are created on first use, as before.
+#[derive(Debug)]
+pub struct ModelHandles {
+    pub request_duration: Histogram,
+    pub overhead: Histogram,
+    alias: Box<str>,
+    provider: Box<str>,
+    ttft: OnceLock<Histogram>,
+    tokens: [OnceLock<Counter>; 3],
+    cost_usd: OnceLock<Counter<f64, AtomicU64>>,
+}
+
+/// Token kinds, in the order of [`ModelHandles::tokens`].
+pub const TOKEN_KINDS: [&str; 3] = ["input", "output", "cached"];
+
+impl ModelHandles {
+    fn labels(&self) -> ModelLabels {
+        model_labels(&self.alias, &self.provider)
+    }
+
+    /// Time to first token (streams).
+    pub fn ttft(&self, m: &Metrics) -> &Histogram {
+        self.ttft
+            .get_or_init(|| m.ttft.get_or_create(&self.labels()).clone())
+    }
+
+    /// Tokens of `TOKEN_KINDS[kind]`.
+    pub fn tokens(&self, m: &Metrics, kind: usize) -> &Counter {
+        self.tokens[kind].get_or_init(|| {
+            m.tokens
+                .get_or_create(&TokenLabels {
+                    alias: self.alias.to_string(),
+                    provider: self.provider.to_string(),
+                    kind: TOKEN_KINDS[kind],
+                })
+                .clone()
+        })
+    }
+
+    /// Cost in USD.
+    pub fn cost_usd(&self, m: &Metrics) -> &Counter<f64, AtomicU64> {
+        self.cost_usd
+            .get_or_init(|| m.cost_usd.get_or_create(&self.labels()).clone())
+    }
+}
+
+/// A route, a provider and their handles.
+type ModelEntry = (&'static str, Box<str>, Arc<ModelHandles>);
+
+/// Resolved handles. Families never forget a series, so neither does this;
+/// its keys are the families' own (alias and deployment names from the
+/// configuration), so it is exactly as bounded as they are. The locks are
+/// never held across an await.
+#[derive(Debug, Default)]
+struct HandleCache {
+    /// alias -> (route, provider, handles); a handful of entries per alias.
+    models: RwLock<HashMap<Box<str>, Vec<ModelEntry>>>,
+    /// deployment -> its upstream attempt latency series.
+    upstream: RwLock<HashMap<Box<str>, Histogram>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -257,6 +326,7 @@ impl Metrics {
         Metrics {
             registry,
             trace,
+            handles: HandleCache::default(),
             requests,
             request_duration,
             ttft,
@@ -336,6 +406,84 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
+impl Metrics {
+    /// The series a request on `route` for `alias`, served by `provider`,
+    /// records (created on first use).
+    pub fn model_handles(
+        &self,
+        route: &'static str,
+        alias: &str,
+        provider: &str,
+    ) -> Arc<ModelHandles> {
+        let find = |v: &[ModelEntry]| {
+            v.iter()
+                .find(|(r, p, _)| *r == route && &**p == provider)
+                .map(|(_, _, h)| h.clone())
+        };
+        if let Ok(map) = self.handles.models.read()
+            && let Some(h) = map.get(alias).and_then(|v| find(v))
+        {
+            return h;
+        }
+        let made = Arc::new(ModelHandles {
+            request_duration: self
+                .request_duration
+                .get_or_create(&LatencyLabels {
+                    route,
+                    alias: alias.to_owned(),
+                })
+                .clone(),
+            overhead: self
+                .overhead
+                .get_or_create(&LatencyLabels {
+                    route,
+                    alias: alias.to_owned(),
+                })
+                .clone(),
+            alias: alias.into(),
+            provider: provider.into(),
+            ttft: OnceLock::new(),
+            tokens: Default::default(),
+            cost_usd: OnceLock::new(),
+        });
+        let Ok(mut map) = self.handles.models.write() else {
+            return made;
+        };
+        let entries = map.entry(alias.into()).or_default();
+        if let Some(h) = find(entries) {
+            return h;
+        }
+        entries.push((route, provider.into(), made.clone()));
+        made
+    }
+
+    /// The upstream attempt latency series of `deployment`.
+    pub fn upstream_duration_of(&self, deployment: &str) -> Histogram {
+        if let Ok(map) = self.handles.upstream.read()
+            && let Some(h) = map.get(deployment)
+        {
+            return h.clone();
+        }
+        let h = self
+            .upstream_duration
+            .get_or_create(&DeploymentLabels {
+                deployment: deployment.to_owned(),
+            })
+            .clone();
+        if let Ok(mut map) = self.handles.upstream.write() {
+            map.entry(deployment.into()).or_insert_with(|| h.clone());
+        }
+        h
+    }
+}
+
+fn model_labels(alias: &str, provider: &str) -> ModelLabels {
+    ModelLabels {
+        alias: alias.to_owned(),
+        provider: provider.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +524,52 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# EOF"));
+    }
+
+    #[test]
+    fn resolved_handles_are_the_families_series() {
+        let m = Metrics::new();
+        let h = m.model_handles("chat", "gpt", "openai");
+        assert!(Arc::ptr_eq(&h, &m.model_handles("chat", "gpt", "openai")));
+        assert!(!Arc::ptr_eq(
+            &h,
+            &m.model_handles("chat", "gpt", "anthropic")
+        ));
+        assert!(!Arc::ptr_eq(
+            &h,
+            &m.model_handles("messages", "gpt", "openai")
+        ));
+        h.tokens(&m, 1).inc_by(7);
+        m.model_handles("chat", "gpt", "openai")
+            .tokens(&m, 1)
+            .inc_by(5);
+        h.cost_usd(&m).inc_by(0.25);
+        h.request_duration.observe(0.002);
+        m.upstream_duration_of("dep-a").observe(0.001);
+        m.upstream_duration_of("dep-a").observe(0.001);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "modelgate_tokens_total{alias=\"gpt\",provider=\"openai\",kind=\"output\"} 12"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("modelgate_cost_usd_total{alias=\"gpt\",provider=\"openai\"} 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "modelgate_request_duration_seconds_count{route=\"chat\",alias=\"gpt\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("modelgate_upstream_duration_seconds_count{deployment=\"dep-a\"} 2"),
+            "{text}"
+        );
+        // Series nothing recorded into are not exported.
+        assert!(!text.contains("kind=\"cached\""), "{text}");
+        assert!(!text.contains("time_to_first_token"), "{text}");
     }
 }
