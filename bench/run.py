@@ -306,7 +306,7 @@ def start_litellm(args, mock, work):
     exe = os.path.join(venv, "bin", "litellm")
     if not os.path.exists(exe):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "litellm[proxy]"], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "litellm[proxy]==1.108.7"], check=True)
     port = free_port()
     cfg = os.path.join(work, "litellm.yaml")
     with open(cfg, "w") as f:
@@ -335,7 +335,7 @@ def start_portkey(args, mock, work):
     entry = os.path.join(d, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
     if not os.path.exists(entry):
         os.makedirs(d, exist_ok=True)
-        subprocess.run(["npm", "install", "--silent", "--prefix", d, "@portkey-ai/gateway"], check=True)
+        subprocess.run(["npm", "install", "--silent", "--prefix", d, "@portkey-ai/gateway@1.15.2"], check=True)
     port = free_port()
     p = Proc("portkey", pin(["node", entry, f"--port={port}", "--headless"], "gateway"),
              env={"PORT": str(port), "NODE_ENV": "production"}, log_dir=work)
