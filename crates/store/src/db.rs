@@ -40,6 +40,23 @@ macro_rules! errors_backfill {
     };
 }
 
+/// The request log's key, team and user indexes as partial indexes (the same
+/// SQL for both databases). Most rows have no team or user (and the master
+/// key's have no key), and a NULL entry is never looked up, so those rows
+/// skip the B-tree insert; `col = ?` implies `col IS NOT NULL`, which lets
+/// both databases use them for the filters they serve. Used by a shipped
+/// migration: never change it.
+macro_rules! partial_owner_indexes {
+    () => {
+        "DROP INDEX request_log_key;
+    DROP INDEX request_log_team;
+    DROP INDEX request_log_user;
+    CREATE INDEX request_log_key ON request_log (key_id, started_at_ms) WHERE key_id IS NOT NULL;
+    CREATE INDEX request_log_team ON request_log (team_id, started_at_ms) WHERE team_id IS NOT NULL;
+    CREATE INDEX request_log_user ON request_log (user_id, started_at_ms) WHERE user_id IS NOT NULL;"
+    };
+}
+
 /// Schema changes, applied in order, each once. Never edit a shipped entry: add one.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -198,16 +215,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         10,
-        // Partial indexes: most rows have no team or user (and the master
-        // key's have no key), and a NULL entry is never looked up, so those
-        // rows skip the B-tree insert. `col = ?` implies `col IS NOT NULL`,
-        // which lets both databases use them for the filters they serve.
-        "DROP INDEX request_log_key;
-    DROP INDEX request_log_team;
-    DROP INDEX request_log_user;
-    CREATE INDEX request_log_key ON request_log (key_id, started_at_ms) WHERE key_id IS NOT NULL;
-    CREATE INDEX request_log_team ON request_log (team_id, started_at_ms) WHERE team_id IS NOT NULL;
-    CREATE INDEX request_log_user ON request_log (user_id, started_at_ms) WHERE user_id IS NOT NULL;",
+        partial_owner_indexes!(),
     ),
 ];
 
@@ -363,16 +371,7 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         8,
-        // Partial indexes: most rows have no team or user (and the master
-        // key's have no key), and a NULL entry is never looked up, so those
-        // rows skip the B-tree insert. `col = ?` implies `col IS NOT NULL`,
-        // which lets both databases use them for the filters they serve.
-        "DROP INDEX request_log_key;
-    DROP INDEX request_log_team;
-    DROP INDEX request_log_user;
-    CREATE INDEX request_log_key ON request_log (key_id, started_at_ms) WHERE key_id IS NOT NULL;
-    CREATE INDEX request_log_team ON request_log (team_id, started_at_ms) WHERE team_id IS NOT NULL;
-    CREATE INDEX request_log_user ON request_log (user_id, started_at_ms) WHERE user_id IS NOT NULL;",
+        partial_owner_indexes!(),
     ),
 ];
 
