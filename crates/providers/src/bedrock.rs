@@ -37,7 +37,7 @@ use crate::aws_auth::AwsCredentialSource;
 use crate::credentials::AuthError;
 use crate::stream::ended_early;
 use crate::transport::redact_secrets;
-use crate::{CallContext, CallError, ChatReply, ChatStream, StreamItem, Target, Upstreams};
+use crate::{CallContext, CallError, ChatReply, ChatStream, Settle, StreamItem, Target, Upstreams};
 
 const PROVIDER: &str = "bedrock";
 /// Longest wait for credentials resolved at run time (STS, IMDS, ...).
@@ -115,8 +115,8 @@ pub(crate) struct FetchedAws {
     creds: Arc<AwsCredentials>,
 }
 
-impl FetchedAws {
-    pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+impl crate::Settle for FetchedAws {
+    fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
         let c = &*self.creds;
         let mut secrets = vec![c.access_key_id.expose(), c.secret_access_key.expose()];
         secrets.extend(c.session_token.as_ref().map(|t| t.expose()));
@@ -210,10 +210,7 @@ impl Upstreams {
             .await?;
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let sent = self.send_with_headers(target, url, body, headers).await;
-        let resp = match fetched {
-            Some(f) => f.settle(sent)?,
-            None => sent?,
-        };
+        let resp = fetched.settle(sent)?;
         let mut rctx = bedrock::ResponseContext {
             created: ctx.created,
             // Converse replies carry no id; AWS's request id is the closest.

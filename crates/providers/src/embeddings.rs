@@ -12,7 +12,7 @@ use modelgate_config::VertexPublisher;
 use modelgate_core::ErrorClass;
 use serde_json::Value;
 
-use crate::{CallContext, CallError, EmbeddingsReply, Target, Upstreams};
+use crate::{CallContext, CallError, EmbeddingsReply, Settle, Target, Upstreams};
 
 fn encode(v: &Value) -> Result<Vec<u8>, CallError> {
     serde_json::to_vec(v)
@@ -104,24 +104,12 @@ impl Upstreams {
         } else {
             vec![embeddings::vertex_request(req)?]
         };
-        let deadline = tokio::time::Instant::now() + d.timeouts.request;
-        let mut vectors = Vec::new();
-        let mut tokens = Some(0u64);
-        for body in bodies {
-            let mut headers = Self::headers(d, ctx, target.span_id);
-            let fetched = self.vertex_authorize(d, &mut headers).await?;
-            let sent = self
-                .send_with_headers(target, url.clone(), encode(&body)?, headers)
-                .await;
-            let resp = match fetched {
-                Some(f) => f.settle(sent)?,
-                None => sent?,
-            };
-            let body = Self::read_body(d, resp, deadline).await?;
-            let (v, t) = embeddings::vertex_response(&body).map_err(|m| bad_reply("vertex", m))?;
-            vectors.extend(v);
-            tokens = tokens.zip(t).map(|(a, b)| a + b);
-        }
+        let bodies = bodies.iter().map(encode).collect::<Result<_, _>>()?;
+        let (vectors, tokens) = self
+            .embed_each(target, ctx, &url, bodies, |b| {
+                embeddings::vertex_response(b).map_err(|m| bad_reply("vertex", m))
+            })
+            .await?;
         reply("vertex", req, vectors, &target.upstream_model, tokens)
     }
 
@@ -142,32 +130,50 @@ impl Upstreams {
             )));
         };
         let url = bedrock::model_url(&d.base_url, &target.upstream_model, "invoke")?;
+        let bodies = embeddings::bedrock_requests(req, family)?
+            .iter()
+            .map(encode)
+            .collect::<Result<_, _>>()?;
+        let (vectors, tokens) = self
+            .embed_each(target, ctx, &url, bodies, |b| {
+                embeddings::bedrock_response(b, family).map_err(|m| bad_reply("bedrock", m))
+            })
+            .await?;
+        reply("bedrock", req, vectors, &target.upstream_model, tokens)
+    }
+
+    /// Posts each of `bodies` to `url` with the deployment's fetched
+    /// credentials, all within one request deadline, and gathers the
+    /// vectors `decode` reads from the replies, in order; the token count
+    /// only when every reply had one.
+    async fn embed_each(
+        &self,
+        target: &Target,
+        ctx: &CallContext,
+        url: &str,
+        bodies: Vec<Vec<u8>>,
+        decode: impl Fn(&[u8]) -> Result<(Vec<Vec<f32>>, Option<u64>), CallError>,
+    ) -> Result<(Vec<Vec<f32>>, Option<u64>), CallError> {
+        let d = &*target.deployment;
         let deadline = tokio::time::Instant::now() + d.timeouts.request;
         let mut vectors = Vec::new();
         let mut tokens = Some(0u64);
-        for body in embeddings::bedrock_requests(req, family)? {
-            let body = encode(&body)?;
+        for body in bodies {
             let mut headers = Self::headers(d, ctx, target.span_id);
             headers.insert(
                 http::header::ACCEPT,
                 http::header::HeaderValue::from_static("application/json"),
             );
-            let fetched = self
-                .bedrock_sign(d, "POST", &url, &body, &mut headers)
-                .await?;
+            let fetched = self.authorize(d, "POST", url, &body, &mut headers).await?;
             let sent = self
-                .send_with_headers(target, url.clone(), body, headers)
+                .send_with_headers(target, url.to_owned(), body, headers)
                 .await;
-            let resp = match fetched {
-                Some(f) => f.settle(sent)?,
-                None => sent?,
-            };
+            let resp = fetched.settle(sent)?;
             let body = Self::read_body(d, resp, deadline).await?;
-            let (v, t) =
-                embeddings::bedrock_response(&body, family).map_err(|m| bad_reply("bedrock", m))?;
+            let (v, t) = decode(&body)?;
             vectors.extend(v);
             tokens = tokens.zip(t).map(|(a, b)| a + b);
         }
-        reply("bedrock", req, vectors, &target.upstream_model, tokens)
+        Ok((vectors, tokens))
     }
 }

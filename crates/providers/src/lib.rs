@@ -154,6 +154,67 @@ pub(crate) fn settle_fetched<T>(
     })
 }
 
+/// Credentials fetched for one call: a Vertex access token from a
+/// credentials file or the metadata server, or AWS keys resolved by the
+/// default chain or an assumed role.
+pub(crate) enum Fetched {
+    Google(vertex::FetchedToken),
+    Aws(bedrock::FetchedAws),
+}
+
+/// The end of a call made with credentials fetched for it
+/// ([`settle_fetched`]); for an `Option`, nothing when none were fetched.
+pub(crate) trait Settle {
+    fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError>;
+}
+
+impl Settle for Fetched {
+    fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+        match self {
+            Fetched::Google(f) => f.settle(result),
+            Fetched::Aws(f) => f.settle(result),
+        }
+    }
+}
+
+impl<S: Settle> Settle for Option<S> {
+    fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+        match self {
+            Some(f) => f.settle(result),
+            None => result,
+        }
+    }
+}
+
+impl transport::Upstreams {
+    /// Adds the credentials the deployment fetches per call to a request
+    /// whose other headers are final: a Vertex access token, or a SigV4
+    /// signature over `method`, `url`, `headers` and `body` for Bedrock with
+    /// AWS credentials. Other deployments carry their key in
+    /// [`transport::Upstreams::headers`] already. Settle the call's result
+    /// with [`Settle::settle`].
+    pub(crate) async fn authorize(
+        &self,
+        d: &Deployment,
+        method: &str,
+        url: &str,
+        body: &[u8],
+        headers: &mut ::http::header::HeaderMap,
+    ) -> Result<Option<Fetched>, CallError> {
+        Ok(match d.provider {
+            modelgate_config::ProviderKind::Vertex => self
+                .vertex_authorize(d, headers)
+                .await?
+                .map(Fetched::Google),
+            modelgate_config::ProviderKind::Bedrock => self
+                .bedrock_sign(d, method, url, body, headers)
+                .await?
+                .map(Fetched::Aws),
+            _ => None,
+        })
+    }
+}
+
 /// Applies the deployment's request timeout to an in-process mock call.
 async fn mock_deadline<T>(
     target: &Target,

@@ -16,7 +16,9 @@ use modelgate_core::{ErrorClass, Usage};
 
 use crate::http::{HttpClient, HttpError, Response};
 use crate::stream::{SseSource, ended_early};
-use crate::{CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, StreamItem, Target};
+use crate::{
+    CallContext, CallError, ChatReply, ChatStream, EmbeddingsReply, Settle, StreamItem, Target,
+};
 
 /// The Anthropic API version we speak.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -777,14 +779,12 @@ impl Upstreams {
         {
             headers.insert(HeaderName::from_static("anthropic-beta"), v.clone());
         }
-        // Vertex: the access token from the deployment's credentials file.
-        let _token = self.vertex_authorize(d, &mut headers).await?;
-        // Bedrock with AWS credentials: signed like every Bedrock call.
-        let _creds = self
-            .bedrock_sign(d, method.as_str(), &url, &body, &mut headers)
+        // Vertex's access token, or Bedrock's SigV4 signature.
+        let fetched = self
+            .authorize(d, method.as_str(), &url, &body, &mut headers)
             .await?;
         let send = self.clients(d).calls.send(method, &url, headers, body);
-        match tokio::time::timeout(d.timeouts.request, send).await {
+        let result = match tokio::time::timeout(d.timeouts.request, send).await {
             Err(_) => Err(CallError::upstream(timeout_failure(
                 d.provider_name(),
                 d.timeouts.request,
@@ -794,7 +794,8 @@ impl Upstreams {
                 &e,
             ))),
             Ok(Ok(r)) => Ok(r),
-        }
+        };
+        fetched.settle(result)
     }
 
     /// `POST /v1/messages/count_tokens` on an Anthropic deployment (the

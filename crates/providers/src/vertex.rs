@@ -17,7 +17,7 @@ use modelgate_config::{VertexAuth, VertexConfig, VertexPublisher};
 use modelgate_core::ErrorClass;
 
 use crate::google_auth::AuthError;
-use crate::{CallContext, CallError, ChatReply, Target, Upstreams};
+use crate::{CallContext, CallError, ChatReply, Settle, Target, Upstreams};
 
 const PROVIDER: &str = "vertex";
 /// Longest wait for the token endpoint.
@@ -119,14 +119,14 @@ pub(crate) fn settings(
 }
 
 /// A token fetched for one call, to redact and (when refused) forget.
-pub(crate) struct Fetched {
+pub(crate) struct FetchedToken {
     source: std::sync::Arc<crate::google_auth::TokenSource>,
     token: modelgate_config::Secret,
 }
 
-impl Fetched {
+impl crate::Settle for FetchedToken {
     /// Redacts the token from a failure; a refused token is forgotten.
-    pub(crate) fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
+    fn settle<T>(self, result: Result<T, CallError>) -> Result<T, CallError> {
         crate::settle_fetched(result, &[self.token.expose()], || {
             self.source.invalidate(&self.token);
         })
@@ -140,7 +140,7 @@ impl Upstreams {
         &self,
         d: &modelgate_config::Deployment,
         headers: &mut http::header::HeaderMap,
-    ) -> Result<Option<Fetched>, CallError> {
+    ) -> Result<Option<FetchedToken>, CallError> {
         let source = match d.vertex.as_ref() {
             Some(
                 v @ VertexConfig {
@@ -171,7 +171,7 @@ impl Upstreams {
             })?;
         value.set_sensitive(true);
         headers.insert(http::header::AUTHORIZATION, value);
-        Ok(Some(Fetched { source, token }))
+        Ok(Some(FetchedToken { source, token }))
     }
 
     /// Sends a Messages-dialect `body` to Claude on Vertex AI:
@@ -207,10 +207,7 @@ impl Upstreams {
             )
         );
         let result = self.send_with_headers(target, url, body, headers).await;
-        match fetched {
-            Some(f) => f.settle(result),
-            None => result,
-        }
+        fetched.settle(result)
     }
 
     pub(crate) async fn vertex_chat(
@@ -242,10 +239,7 @@ impl Upstreams {
             }
         };
         // The fetched token is no deployment secret `redact_secrets` knows.
-        match fetched {
-            Some(f) => f.settle(result),
-            None => result,
-        }
+        fetched.settle(result)
     }
 }
 
