@@ -518,25 +518,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             vertex::invalid(route, &parts.headers, &parsed, &tokens)
         }
         _ if gemini_route.is_some() => gemini::invalid(&parts.headers, &query, &parsed),
-        _ if bedrock_route.is_some() => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let path_and_query = parts
-                .uri
-                .path_and_query()
-                .map_or(path.as_str(), |p| p.as_str());
-            let known = shared.bedrock_known.lock().unwrap().clone();
-            match bedrock::authenticate(&known, &parts.headers, path_and_query, &body, now) {
-                Err(reply) => Some(reply),
-                Ok(auth) => {
-                    shared.bedrock_auths.lock().unwrap().push(auth);
-                    bedrock::validate_request(&parsed)
-                        .err()
-                        .map(|m| bedrock::error(400, "ValidationException", &m))
-                }
-            }
-        }
+        _ if bedrock_route.is_some() => match bedrock_authenticate(&shared, &parts, &path, &body) {
+            Err(reply) => Some(reply),
+            Ok(()) => bedrock::validate_request(&parsed)
+                .err()
+                .map(|m| bedrock::error(400, "ValidationException", &m)),
+        },
         "/v1/messages" => validate::anthropic_request(&parsed).err().map(|m| {
             Reply::error(
                 400,
@@ -604,39 +591,35 @@ fn embedding_routes(
             .map(|(_, m)| m)
     {
         let tokens = shared.vertex_tokens.lock().unwrap().clone();
-        let bearer = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !bearer.is_some_and(|b| tokens.iter().any(|t| t == b)) {
-            return Some(Reply::error(
-                401,
-                gemini::gemini_error(
-                    401,
-                    "UNAUTHENTICATED",
-                    "Request had invalid authentication credentials.",
-                ),
-            ));
-        }
-        return Some(embeddings::vertex(model, parsed));
+        return Some(
+            vertex::unauthenticated(&parts.headers, &tokens)
+                .unwrap_or_else(|| embeddings::vertex(model, parsed)),
+        );
     }
     // Bedrock InvokeModel: /model/{id}/invoke
     let id = embeddings::invoke_route(path)?;
+    Some(match bedrock_authenticate(shared, parts, path, body) {
+        Err(reply) => reply,
+        Ok(()) => embeddings::bedrock_invoke(&id, parsed),
+    })
+}
+
+/// Checks a Bedrock request's SigV4 signature or API key against the known
+/// credentials, and records how it was authenticated.
+fn bedrock_authenticate(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    path: &str,
+    body: &[u8],
+) -> Result<(), Reply> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
     let known = shared.bedrock_known.lock().unwrap().clone();
-    Some(
-        match bedrock::authenticate(&known, &parts.headers, path_and_query, body, now) {
-            Err(reply) => reply,
-            Ok(auth) => {
-                shared.bedrock_auths.lock().unwrap().push(auth);
-                embeddings::bedrock_invoke(&id, parsed)
-            }
-        },
-    )
+    let auth = bedrock::authenticate(&known, &parts.headers, path_and_query, body, now)?;
+    shared.bedrock_auths.lock().unwrap().push(auth);
+    Ok(())
 }
 
 /// Workload identity federation: Google's STS, impersonation and a subject

@@ -95,6 +95,21 @@ fn err(code: u16, msg: &str) -> Reply {
     Reply::error(code, gemini_error(code, status_name(code), msg))
 }
 
+/// Vertex AI's 401 for a request without a bearer token it issued.
+pub(crate) fn unauthenticated(headers: &HeaderMap, tokens: &[String]) -> Option<Reply> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(|t| tokens.iter().any(|k| k == t)) {
+        return None;
+    }
+    Some(err(
+        401,
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+    ))
+}
+
 /// Rejects what Vertex AI would: no or an unknown bearer token (401), an
 /// API key header, a malformed body (400).
 pub(crate) fn invalid(
@@ -103,18 +118,8 @@ pub(crate) fn invalid(
     body: &Value,
     tokens: &[String],
 ) -> Option<Reply> {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match bearer {
-        Some(t) if tokens.iter().any(|k| k == t) => {}
-        _ => {
-            return Some(err(
-                401,
-                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-            ));
-        }
+    if let Some(reply) = unauthenticated(headers, tokens) {
+        return Some(reply);
     }
     if headers.contains_key("x-goog-api-key") || headers.contains_key("x-api-key") {
         return Some(err(400, "test kit: Vertex calls carry no API key header"));
