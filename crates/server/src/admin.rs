@@ -557,6 +557,18 @@ pub(crate) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Calle
     Ok(caller)
 }
 
+/// [`admin`] for an endpoint that reads the request log or its rollups:
+/// the writer batches, so it is flushed first and the read sees every
+/// request settled so far.
+pub(crate) async fn admin_reading_log(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let caller = admin(state, headers).await?;
+    state.inner.log.flush().await;
+    Ok(caller)
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     crate::edge::parse_json(raw)
 }
@@ -956,9 +968,7 @@ pub async fn spend(
     q: Result<Query<SpendQuery>, QueryRejection>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
-        // Reads see every request settled so far (the writer batches).
-        state.inner.log.flush().await;
+        admin_reading_log(&state, &headers).await?;
         let q = query(q)?;
         let group = GroupBy::parse(q.group_by.as_deref().unwrap_or("key")).ok_or_else(|| {
             ApiError::bad_param("group_by", "'group_by' must be key, team, user, model, provider or day.")
@@ -1050,9 +1060,7 @@ pub async fn requests(
     q: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
-        // Reads see every request settled so far (the writer batches).
-        state.inner.log.flush().await;
+        admin_reading_log(&state, &headers).await?;
         let q = query(q)?;
         let time = |v: &Option<String>, param: &str, default: i64| match v {
             None => Ok(default),
@@ -1104,9 +1112,7 @@ pub async fn request(
     Path(id): Path<String>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
-        // Reads see every request settled so far (the writer batches).
-        state.inner.log.flush().await;
+        admin_reading_log(&state, &headers).await?;
         let rec = state
             .inner
             .store

@@ -53,7 +53,6 @@ pub fn valid_request_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Middleware: attaches a [`RequestId`] and echoes it on every response.
 /// A fresh UUIDv7 (time-ordered). The random part comes from a fast
 /// thread-local generator: ids need to be unique, not unpredictable, and the
 /// OS generator would cost a system call on every request.
@@ -69,6 +68,7 @@ fn new_request_id() -> String {
         .to_string()
 }
 
+/// Middleware: attaches a [`RequestId`] and echoes it on every response.
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -243,11 +243,6 @@ mod tests {
         assert!(!valid_request_id("x\r\ny"));
         assert!(!valid_request_id(&"a".repeat(129)));
     }
-}
-
-#[cfg(test)]
-mod request_id_tests {
-    use super::*;
 
     #[test]
     fn generated_ids_are_unique_uuid_v7() {

@@ -208,27 +208,32 @@ pub fn rate_headers(h: &mut axum::http::HeaderMap, info: &modelgate_policy::limi
         v.push('s');
         HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("0s"))
     }
-    if let (Some(l), Some(r)) = (info.limit_requests, info.remaining_requests) {
-        h.insert(hdr::RATELIMIT_LIMIT_REQUESTS.clone(), HeaderValue::from(l));
-        h.insert(
-            hdr::RATELIMIT_REMAINING_REQUESTS.clone(),
-            HeaderValue::from(r),
-        );
-        h.insert(
-            hdr::RATELIMIT_RESET_REQUESTS.clone(),
-            seconds(info.reset_requests_s),
-        );
-    }
-    if let (Some(l), Some(r)) = (info.limit_tokens, info.remaining_tokens) {
-        h.insert(hdr::RATELIMIT_LIMIT_TOKENS.clone(), HeaderValue::from(l));
-        h.insert(
-            hdr::RATELIMIT_REMAINING_TOKENS.clone(),
-            HeaderValue::from(r),
-        );
-        h.insert(
-            hdr::RATELIMIT_RESET_TOKENS.clone(),
-            seconds(info.reset_tokens_s),
-        );
+    let scopes = [
+        (
+            [
+                &hdr::RATELIMIT_LIMIT_REQUESTS,
+                &hdr::RATELIMIT_REMAINING_REQUESTS,
+                &hdr::RATELIMIT_RESET_REQUESTS,
+            ],
+            info.limit_requests.zip(info.remaining_requests),
+            info.reset_requests_s,
+        ),
+        (
+            [
+                &hdr::RATELIMIT_LIMIT_TOKENS,
+                &hdr::RATELIMIT_REMAINING_TOKENS,
+                &hdr::RATELIMIT_RESET_TOKENS,
+            ],
+            info.limit_tokens.zip(info.remaining_tokens),
+            info.reset_tokens_s,
+        ),
+    ];
+    for ([limit, remaining, reset], state, reset_s) in scopes {
+        if let Some((l, r)) = state {
+            h.insert(limit.clone(), HeaderValue::from(l));
+            h.insert(remaining.clone(), HeaderValue::from(r));
+            h.insert(reset.clone(), seconds(reset_s));
+        }
     }
 }
 

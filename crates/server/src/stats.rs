@@ -20,7 +20,7 @@ use modelgate_store::now_ms;
 use modelgate_store::stats::{Bucket, Dimension, Histogram, Totals};
 use serde_json::{Value, json};
 
-use crate::admin::{admin, parse_time, query, respond, store_err};
+use crate::admin::{admin_reading_log, parse_time, query, respond, store_err};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -151,9 +151,7 @@ pub async fn stats(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
-        // Reads see every request settled so far (the writer batches).
-        state.inner.log.flush().await;
+        admin_reading_log(&state, &headers).await?;
         let p = StatsParams::parse(&query(pairs)?, now_ms())?;
         report(&state, &p).await
     }
@@ -311,9 +309,7 @@ pub async fn budgets(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let r = async {
-        admin(&state, &headers).await?;
-        // Reads see every request settled so far (the writer batches).
-        state.inner.log.flush().await;
+        admin_reading_log(&state, &headers).await?;
         if let Some((k, _)) = query(pairs)?.first() {
             return Err(ApiError::bad_param(
                 k.as_str(),
