@@ -188,6 +188,31 @@ impl Upstreams {
         h
     }
 
+    /// Sends a request on `d`'s client and waits for the response head
+    /// within the request timeout; a timeout or a transport failure becomes
+    /// the call's error, any status is returned as it came.
+    async fn send_raw(
+        &self,
+        d: &Deployment,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, CallError> {
+        let send = self.clients(d).calls.send(method, url, headers, body);
+        match tokio::time::timeout(d.timeouts.request, send).await {
+            Err(_) => Err(CallError::upstream(timeout_failure(
+                d.provider_name(),
+                d.timeouts.request,
+            ))),
+            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
+                d.provider_name(),
+                &e,
+            ))),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
     /// Sends `body` and waits for the response head within the request timeout.
     /// Non-2xx responses are read (bounded) and classified.
     pub(crate) async fn send(
@@ -212,20 +237,9 @@ impl Upstreams {
     ) -> Result<Response, CallError> {
         let d = &*target.deployment;
         let provider = d.provider_name();
-        let send = self
-            .clients(d)
-            .calls
-            .send(Method::POST, &url, headers, Bytes::from(body));
-        let resp = match tokio::time::timeout(d.timeouts.request, send).await {
-            Err(_) => {
-                return Err(CallError::upstream(timeout_failure(
-                    provider,
-                    d.timeouts.request,
-                )));
-            }
-            Ok(Err(e)) => return Err(CallError::upstream(transport_failure(provider, &e))),
-            Ok(Ok(r)) => r,
-        };
+        let resp = self
+            .send_raw(d, Method::POST, &url, headers, Bytes::from(body))
+            .await?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -783,18 +797,7 @@ impl Upstreams {
         let fetched = self
             .authorize(d, method.as_str(), &url, &body, &mut headers)
             .await?;
-        let send = self.clients(d).calls.send(method, &url, headers, body);
-        let result = match tokio::time::timeout(d.timeouts.request, send).await {
-            Err(_) => Err(CallError::upstream(timeout_failure(
-                d.provider_name(),
-                d.timeouts.request,
-            ))),
-            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
-                d.provider_name(),
-                &e,
-            ))),
-            Ok(Ok(r)) => Ok(r),
-        };
+        let result = self.send_raw(d, method, &url, headers, body).await;
         fetched.settle(result)
     }
 

@@ -994,6 +994,25 @@ impl Store {
             Pool::Pg(_) => None,
         }
     }
+
+    /// The definition of index `name` as the database reports it.
+    pub(crate) async fn index_definition(&self, name: &str) -> String {
+        let row = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("SELECT sql FROM sqlite_master WHERE name = ?")
+                .bind(name)
+                .fetch_one(p)
+                .await
+                .map(|r| Row::get::<String, _>(&r, 0)),
+            Pool::Pg(p) => sqlx::query(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = $1 AND schemaname = current_schema()",
+            )
+            .bind(name)
+            .fetch_one(p)
+            .await
+            .map(|r| Row::get::<String, _>(&r, 0)),
+        };
+        row.expect("index definition")
+    }
 }
 
 /// Stores for the shared test suite: in-memory SQLite, and PostgreSQL when

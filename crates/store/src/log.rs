@@ -268,6 +268,18 @@ mod tests {
                 .await
                 .unwrap();
             store.migrate(i64::MAX).await.unwrap();
+            for (index, column) in [
+                ("request_log_key", "key_id"),
+                ("request_log_team", "team_id"),
+                ("request_log_user", "user_id"),
+            ] {
+                let def = store.index_definition(index).await.to_lowercase();
+                assert!(
+                    def.contains(&format!("where ({column} is not null)"))
+                        || def.contains(&format!("where {column} is not null")),
+                    "{def}"
+                );
+            }
             store
                 .insert_requests(&[
                     owned("new-t", Some("t1"), Some("u1")),
