@@ -20,7 +20,16 @@ async fn upstream() -> String {
     format!("http://{addr}/v1/chat/completions")
 }
 
-fn run(args: &[&str]) -> Value {
+/// Runs `modelgate-bench` with `args` (off the runtime: it blocks until the
+/// tool exits) and returns the JSON of its last line.
+async fn run(args: &[&str]) -> Value {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || run_blocking(&args))
+        .await
+        .unwrap()
+}
+
+fn run_blocking(args: &[String]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_modelgate-bench"))
         .args(args)
         .output()
@@ -37,20 +46,16 @@ fn run(args: &[&str]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_hold_and_load_report_json() {
     let url = upstream().await;
-    let u = url.clone();
-    let v = tokio::task::spawn_blocking(move || {
-        run(&[
-            "streams",
-            "--url",
-            &u,
-            "--model",
-            "tokens=8,chunks=4",
-            "--requests",
-            "5",
-        ])
-    })
-    .await
-    .unwrap();
+    let v = run(&[
+        "streams",
+        "--url",
+        &url,
+        "--model",
+        "tokens=8,chunks=4",
+        "--requests",
+        "5",
+    ])
+    .await;
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(v["ttft_ms"]["n"], 5);
     assert_eq!(
@@ -58,48 +63,40 @@ async fn streams_hold_and_load_report_json() {
         "three gaps between four content chunks"
     );
 
-    let u = url.clone();
-    let v = tokio::task::spawn_blocking(move || {
-        run(&[
-            "hold",
-            "--url",
-            &u,
-            "--model",
-            "x",
-            "--streams",
-            "20",
-            "--connections",
-            "2",
-            "--hold-secs",
-            "0",
-        ])
-    })
-    .await
-    .unwrap();
+    let v = run(&[
+        "hold",
+        "--url",
+        &url,
+        "--model",
+        "x",
+        "--streams",
+        "20",
+        "--connections",
+        "2",
+        "--hold-secs",
+        "0",
+    ])
+    .await;
     assert_eq!(
         (v["opened"].as_u64(), v["failed"].as_u64()),
         (Some(20), Some(0)),
         "{v}"
     );
 
-    let u = url.clone();
-    let v = tokio::task::spawn_blocking(move || {
-        run(&[
-            "load",
-            "--url",
-            &u,
-            "--model",
-            "x",
-            "--rate",
-            "200",
-            "--secs",
-            "1",
-            "--connections",
-            "4",
-        ])
-    })
-    .await
-    .unwrap();
+    let v = run(&[
+        "load",
+        "--url",
+        &url,
+        "--model",
+        "x",
+        "--rate",
+        "200",
+        "--secs",
+        "1",
+        "--connections",
+        "4",
+    ])
+    .await;
     assert_eq!(
         (v["requests"].as_u64(), v["errors"].as_u64()),
         (Some(200), Some(0)),
