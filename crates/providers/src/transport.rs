@@ -200,17 +200,7 @@ impl Upstreams {
         body: Bytes,
     ) -> Result<Response, CallError> {
         let send = self.clients(d).calls.send(method, url, headers, body);
-        match tokio::time::timeout(d.timeouts.request, send).await {
-            Err(_) => Err(CallError::upstream(timeout_failure(
-                d.provider_name(),
-                d.timeouts.request,
-            ))),
-            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
-                d.provider_name(),
-                &e,
-            ))),
-            Ok(Ok(r)) => Ok(r),
-        }
+        in_time(d, tokio::time::timeout(d.timeouts.request, send).await)
     }
 
     /// Sends `body` and waits for the response head within the request timeout.
@@ -295,17 +285,7 @@ impl Upstreams {
         resp: Response,
         deadline: tokio::time::Instant,
     ) -> Result<Bytes, CallError> {
-        match tokio::time::timeout_at(deadline, resp.bytes()).await {
-            Err(_) => Err(CallError::upstream(timeout_failure(
-                d.provider_name(),
-                d.timeouts.request,
-            ))),
-            Ok(Err(e)) => Err(CallError::upstream(transport_failure(
-                d.provider_name(),
-                &e,
-            ))),
-            Ok(Ok(b)) => Ok(b),
-        }
+        in_time(d, tokio::time::timeout_at(deadline, resp.bytes()).await)
     }
 
     pub(crate) async fn openai_chat(
@@ -1212,6 +1192,25 @@ pub(crate) fn timeout_failure(provider: &str, after: Duration) -> UpstreamFailur
 }
 
 /// Describes a transport error without echoing URLs or headers.
+/// The outcome of an HTTP step bounded by `d`'s request timeout: the
+/// timeout or a transport failure as the call's error.
+fn in_time<T>(
+    d: &Deployment,
+    outcome: Result<Result<T, HttpError>, tokio::time::error::Elapsed>,
+) -> Result<T, CallError> {
+    match outcome {
+        Err(_) => Err(CallError::upstream(timeout_failure(
+            d.provider_name(),
+            d.timeouts.request,
+        ))),
+        Ok(Err(e)) => Err(CallError::upstream(transport_failure(
+            d.provider_name(),
+            &e,
+        ))),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
 fn transport_failure(provider: &str, e: &HttpError) -> UpstreamFailure {
     let (class, what) = if e.is_timeout() {
         (ErrorClass::UpstreamTimeout, "timed out")
