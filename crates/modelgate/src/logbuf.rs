@@ -22,12 +22,19 @@ fn lock(m: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn write_out(buf: &mut Vec<u8>) {
+/// Where buffered lines go.
+type Sink = fn(&[u8]);
+
+fn stderr(bytes: &[u8]) {
+    let mut err = std::io::stderr().lock();
+    // Nowhere to report a failing stderr.
+    let _ = err.write_all(bytes);
+    let _ = err.flush();
+}
+
+fn write_out(buf: &mut Vec<u8>, sink: Sink) {
     if !buf.is_empty() {
-        let mut err = std::io::stderr().lock();
-        // Nowhere to report a failing stderr.
-        let _ = err.write_all(buf);
-        let _ = err.flush();
+        sink(buf);
         buf.clear();
     }
 }
@@ -36,6 +43,7 @@ fn write_out(buf: &mut Vec<u8>) {
 #[derive(Clone)]
 pub struct BufferedStderr {
     buf: Arc<Mutex<Vec<u8>>>,
+    sink: Sink,
 }
 
 impl BufferedStderr {
@@ -50,17 +58,17 @@ impl BufferedStderr {
             .spawn(move || {
                 loop {
                     std::thread::sleep(INTERVAL);
-                    write_out(&mut lock(&flusher));
+                    write_out(&mut lock(&flusher), stderr);
                 }
             });
-        BufferedStderr { buf }
+        BufferedStderr { buf, sink: stderr }
     }
 }
 
 /// Writes out whatever is buffered (call before the process exits).
 pub fn flush() {
     if let Some(buf) = SHARED.get() {
-        write_out(&mut lock(buf));
+        write_out(&mut lock(buf), stderr);
     }
 }
 
@@ -69,6 +77,7 @@ pub fn flush() {
 pub struct Line<'a> {
     buf: MutexGuard<'a, Vec<u8>>,
     urgent: bool,
+    sink: Sink,
 }
 
 impl Write for Line<'_> {
@@ -85,7 +94,7 @@ impl Write for Line<'_> {
 impl Drop for Line<'_> {
     fn drop(&mut self) {
         if self.urgent || self.buf.len() >= HIGH_WATER {
-            write_out(&mut self.buf);
+            write_out(&mut self.buf, self.sink);
         }
     }
 }
@@ -94,16 +103,54 @@ impl<'a> MakeWriter<'a> for BufferedStderr {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line {
-            buf: lock(&self.buf),
-            urgent: true,
-        }
+        self.line(true)
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line<'a> {
+        self.line(*meta.level() <= Level::WARN)
+    }
+}
+
+impl BufferedStderr {
+    fn line(&self, urgent: bool) -> Line<'_> {
         Line {
             buf: lock(&self.buf),
-            urgent: *meta.level() <= Level::WARN,
+            urgent,
+            sink: self.sink,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_wait_in_the_buffer_unless_urgent_or_large() {
+        static OUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+        fn collect(bytes: &[u8]) {
+            lock(&OUT).extend_from_slice(bytes);
+        }
+        let w = BufferedStderr {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            sink: collect,
+        };
+        let held = |w: &BufferedStderr| lock(&w.buf).len();
+        let written = || lock(&OUT).len();
+        writeln!(w.line(false), "info line").unwrap_or_default();
+        writeln!(w.line(false), "another").unwrap_or_default();
+        assert_eq!((held(&w), written()), (18, 0), "info lines are held");
+        writeln!(w.line(true), "warning").unwrap_or_default();
+        assert_eq!(held(&w), 0);
+        assert_eq!(
+            lock(&OUT).as_slice(),
+            b"info line\nanother\nwarning\n",
+            "a warning writes everything out, in order"
+        );
+        w.line(false)
+            .write_all(&vec![b'.'; HIGH_WATER])
+            .unwrap_or_default();
+        assert_eq!(held(&w), 0, "a full buffer is written out");
+        assert_eq!(written(), 26 + HIGH_WATER);
     }
 }

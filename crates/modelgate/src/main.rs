@@ -283,8 +283,12 @@ fn run() -> ExitCode {
 /// work without the cross-thread machinery (the accept loop and every
 /// connection on one thread).
 fn runtime_builder() -> tokio::runtime::Builder {
-    let workers = std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
+    runtime_builder_for(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref())
+}
+
+/// [`runtime_builder`] for a `TOKIO_WORKER_THREADS` value.
+fn runtime_builder_for(workers: Option<&str>) -> tokio::runtime::Builder {
+    let workers = workers
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     if workers <= 1 {
@@ -565,5 +569,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    use super::runtime_builder_for;
+
+    #[test]
+    fn one_worker_runs_the_current_thread_scheduler() {
+        let flavor = |v: Option<&str>| {
+            runtime_builder_for(v)
+                .enable_all()
+                .build()
+                .map(|rt| rt.handle().runtime_flavor())
+                .ok()
+        };
+        assert_eq!(flavor(Some("1")), Some(RuntimeFlavor::CurrentThread));
+        assert_eq!(flavor(Some(" 2 ")), Some(RuntimeFlavor::MultiThread));
+        assert_eq!(flavor(Some("4")), Some(RuntimeFlavor::MultiThread));
     }
 }

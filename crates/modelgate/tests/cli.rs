@@ -222,7 +222,7 @@ fn sighup_reloads_the_config_file() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = bin()
+    let child = bin()
         .args([
             "serve",
             "--listen",
@@ -235,7 +235,7 @@ fn sighup_reloads_the_config_file() {
         .env_remove("MODELGATE_MASTER_KEY")
         .env_remove("MODELGATE_CONFIG")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let models = || {
@@ -261,6 +261,13 @@ fn sighup_reloads_the_config_file() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    // Info lines are buffered (logbuf) and still all written by exit, the
+    // last one included.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("configuration reloaded") && err.contains("request log flushed; bye"),
+        "{err}"
+    );
 }
